@@ -1,0 +1,95 @@
+"""failover_client: one synchronous client for many LLM providers, with failover.
+
+Importing the package is cheap and does no I/O: names are resolved on first access
+(PEP 562), so a web worker that only needs the types never loads requests or the providers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "types": (
+        "CompletionRequest", "CompletionResponse", "Message", "Role", "StreamChunk", "Usage", "StopReason",
+        "TextBlock", "ImageBlock", "ToolUseBlock", "ToolResultBlock", "ThinkingBlock", "ToolDefinition",
+        "ToolChoice", "ThinkingConfig", "ResponseFormat", "ToolCallDelta", "Attempt", "collect", "iter_text",
+    ),
+    "errors": (
+        "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
+        "ServerError", "OverloadedError", "ProviderTimeoutError", "NetworkError", "AuthenticationError",
+        "MissingCredentialsError", "InvalidRequestError", "ContextLengthExceededError", "ContentFilteredError",
+        "NotSupportedError", "ResponseDecodeError", "StreamInterruptedError", "AllProvidersFailedError",
+    ),
+    "retry": ("RetryPolicy",),
+    "provider": ("Provider",),
+    "failover": ("FailoverClient", "FailoverProvider", "FailoverConfig", "FallbackProvider", "FailoverTrigger"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted([*_WHERE, "presets"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "presets":
+        return import_module(".presets", __name__)
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'failover_client' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from . import presets
+    from .errors import (
+        AllProvidersFailedError,
+        AuthenticationError,
+        ContentFilteredError,
+        ContextLengthExceededError,
+        FailoverClientError,
+        InvalidArgumentError,
+        InvalidRequestError,
+        MissingCredentialsError,
+        NetworkError,
+        NotSupportedError,
+        OverloadedError,
+        ProviderError,
+        ProviderTimeoutError,
+        QuotaExceededError,
+        RateLimitError,
+        ResponseDecodeError,
+        ServerError,
+        StreamInterruptedError,
+    )
+    from .failover import FailoverClient, FailoverConfig, FailoverProvider, FailoverTrigger, FallbackProvider
+    from .provider import Provider
+    from .retry import RetryPolicy
+    from .types import (
+        Attempt,
+        CompletionRequest,
+        CompletionResponse,
+        ImageBlock,
+        Message,
+        ResponseFormat,
+        Role,
+        StopReason,
+        StreamChunk,
+        TextBlock,
+        ThinkingBlock,
+        ThinkingConfig,
+        ToolCallDelta,
+        ToolChoice,
+        ToolDefinition,
+        ToolResultBlock,
+        ToolUseBlock,
+        Usage,
+        collect,
+        iter_text,
+    )

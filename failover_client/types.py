@@ -1,0 +1,487 @@
+"""The provider-neutral request and response types.
+
+Every provider module maps its wire JSON to and from these dataclasses by hand (the stream path
+is too hot for generic machinery), so these types hold no wire shapes and do no I/O.  They are
+serialisable with dataclasses-json (``to_dict``/``to_json``/``from_dict``/``from_json``) so that
+requests and answers can cross a Celery queue or land in a JSONL file.  dataclasses-json is
+imported on first use only: it costs ~20 ms at import time, which web workers should not pay.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar, Iterable, Iterator, Union
+
+
+class Role(str, Enum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class StopReason(str, Enum):
+    END_TURN = "end_turn"
+    MAX_TOKENS = "max_tokens"
+    STOP_SEQUENCE = "stop_sequence"
+    TOOL_USE = "tool_use"
+    CONTENT_FILTER = "content_filter"
+    REFUSAL = "refusal"
+    PAUSE_TURN = "pause_turn"
+    OTHER = "other"
+
+
+class JsonMixin:
+    """to_dict/to_json/from_dict/from_json through dataclasses-json, imported lazily."""
+
+    __slots__ = ()
+
+    def to_dict(self, encode_json: bool = False) -> dict[str, Any]:
+        from dataclasses_json import DataClassJsonMixin
+
+        return DataClassJsonMixin.to_dict(self, encode_json=encode_json)  # type: ignore[arg-type]
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(encode_json=True), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        from dataclasses_json.core import _decode_dataclass
+
+        return _decode_dataclass(cls, data, False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Any:
+        return cls.from_dict(json.loads(text))
+
+
+def _codec(decoder: Any) -> dict[str, Any]:
+    """Field metadata in dataclasses-json's format, written without importing it."""
+    return {"dataclasses_json": {"decoder": decoder}}
+
+
+@dataclass
+class TextBlock(JsonMixin):
+    text: str
+    cache: bool = False  # a prompt-caching breakpoint after this block (Anthropic cache_control)
+    type: str = "text"
+
+
+@dataclass
+class ImageBlock(JsonMixin):
+    """An image given either inline (base64 ``data`` + ``media_type``) or by ``url``."""
+
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+    cache: bool = False
+    type: str = "image"
+
+    @classmethod
+    def from_base64(cls, data: str, media_type: str) -> ImageBlock:
+        return cls(media_type=media_type, data=data)
+
+    @classmethod
+    def from_url(cls, url: str) -> ImageBlock:
+        return cls(url=url)
+
+    def data_url(self) -> str:
+        """The image as OpenAI's ``image_url.url``: the URL itself or a ``data:`` URL."""
+        return self.url if self.url else f"data:{self.media_type};base64,{self.data}"
+
+
+@dataclass
+class ToolUseBlock(JsonMixin):
+    id: str
+    name: str
+    input: dict[str, Any]
+    cache: bool = False
+    type: str = "tool_use"
+
+
+@dataclass
+class ThinkingBlock(JsonMixin):
+    """Model reasoning.  ``signature`` must be sent back unchanged in tool loops; a redacted
+    block has empty ``thinking`` and its opaque payload in ``redacted_data``."""
+
+    thinking: str
+    signature: str | None = None
+    redacted_data: str | None = None
+    type: str = "thinking"
+
+
+def _decode_blocks(value: Any) -> Any:
+    if isinstance(value, str) or value is None:
+        return value
+    return [decode_block(item) for item in value]
+
+
+@dataclass
+class ToolResultBlock(JsonMixin):
+    tool_use_id: str
+    content: str | list[TextBlock | ImageBlock] = field(metadata=_codec(_decode_blocks))
+    is_error: bool = False
+    cache: bool = False
+    type: str = "tool_result"
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+ContentBlock = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock]
+_BLOCK_TYPES: dict[str, Any] = {
+    "text": TextBlock,
+    "image": ImageBlock,
+    "tool_use": ToolUseBlock,
+    "tool_result": ToolResultBlock,
+    "thinking": ThinkingBlock,
+}
+
+
+def decode_block(data: Any) -> ContentBlock:
+    from .errors import InvalidArgumentError
+
+    if not isinstance(data, dict) or data.get("type") not in _BLOCK_TYPES:
+        raise InvalidArgumentError(f"not a content block: {str(data)[:80]!r}")
+    return _BLOCK_TYPES[data["type"]].from_dict(data)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Message(JsonMixin):
+    role: Role
+    content: list[ContentBlock] = field(metadata=_codec(_decode_blocks))
+
+    @classmethod
+    def user(cls, content: str | Iterable[ContentBlock]) -> Message:
+        return cls(Role.USER, _as_blocks(content))
+
+    @classmethod
+    def assistant(cls, content: str | Iterable[ContentBlock]) -> Message:
+        return cls(Role.ASSISTANT, _as_blocks(content))
+
+    @classmethod
+    def tool_results(cls, results: Iterable[ToolResultBlock]) -> Message:
+        """Tool results travel in a user message, as in the Messages format."""
+        return cls(Role.USER, list(results))
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+
+def _as_blocks(content: str | Iterable[ContentBlock]) -> list[ContentBlock]:
+    if isinstance(content, str):
+        return [TextBlock(content)]
+    return list(content)
+
+
+@dataclass
+class ToolDefinition(JsonMixin):
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+    cache: bool = False
+
+
+@dataclass
+class ToolChoice(JsonMixin):
+    """``auto`` (model decides), ``any`` (must call some tool), ``none``, or ``tool`` (``name``)."""
+
+    mode: str = "auto"
+    name: str | None = None
+    disable_parallel: bool = False
+
+    MODES: ClassVar[tuple[str, ...]] = ("auto", "any", "none", "tool")
+
+    @classmethod
+    def auto(cls) -> ToolChoice:
+        return cls("auto")
+
+    @classmethod
+    def any(cls) -> ToolChoice:
+        return cls("any")
+
+    @classmethod
+    def none(cls) -> ToolChoice:
+        return cls("none")
+
+    @classmethod
+    def tool(cls, name: str) -> ToolChoice:
+        return cls("tool", name)
+
+
+@dataclass
+class ThinkingConfig(JsonMixin):
+    """Extended reasoning.  ``budget_tokens`` drives Anthropic/Gemini budgets; ``effort``
+    (``low``/``medium``/``high``…) drives OpenAI's ``reasoning_effort``; each provider derives
+    the one it needs from the other when only one is given."""
+
+    enabled: bool = True
+    budget_tokens: int | None = None
+    effort: str | None = None
+
+    def effort_level(self) -> str:
+        if self.effort:
+            return self.effort
+        budget = self.budget_tokens or 0
+        return "low" if budget and budget <= 2048 else "high" if budget > 16384 else "medium"
+
+
+@dataclass
+class ResponseFormat(JsonMixin):
+    """Structured output: ``json_object`` (any JSON) or ``json_schema`` (``schema`` required)."""
+
+    type: str = "json_object"
+    schema: dict[str, Any] | None = None
+    name: str = "response"
+    strict: bool = True
+
+    @classmethod
+    def json(cls) -> ResponseFormat:
+        return cls("json_object")
+
+    @classmethod
+    def json_schema(cls, schema: dict[str, Any], name: str = "response", strict: bool = True) -> ResponseFormat:
+        return cls("json_schema", schema, name, strict)
+
+
+@dataclass(slots=True)
+class Usage(JsonMixin):
+    """Token counts under one rule for every provider: ``input_tokens`` is the whole prompt as
+    billed (cache reads and writes included), ``output_tokens`` includes ``reasoning_tokens``."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass
+class CompletionRequest(JsonMixin):
+    model: str
+    messages: list[Message]
+    system: str | list[TextBlock] | None = field(default=None, metadata=_codec(_decode_blocks))
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: list[str] | None = None
+    tools: list[ToolDefinition] | None = None
+    tool_choice: ToolChoice | None = None
+    stream: bool = False
+    thinking: ThinkingConfig | None = None
+    response_format: ResponseFormat | None = None
+    metadata: dict[str, str] | None = None
+    extra: dict[str, Any] | None = None  # merged into the wire body as it is: vendor options
+
+    def with_model(self, model: str) -> CompletionRequest:
+        from dataclasses import replace
+
+        return self if model == self.model else replace(self, model=model)
+
+    def validate(self) -> None:
+        """Raise InvalidArgumentError naming the first malformed field."""
+        from .errors import InvalidArgumentError
+
+        if not isinstance(self.model, str) or not self.model:
+            raise InvalidArgumentError("CompletionRequest.model must be a non-empty string")
+        if not self.messages:
+            raise InvalidArgumentError("CompletionRequest.messages must hold at least one Message")
+        for i, message in enumerate(self.messages):
+            if not isinstance(message, Message):
+                raise InvalidArgumentError(f"messages[{i}] is {type(message).__name__}, not a Message")
+            for block in message.content:
+                if not isinstance(block, _CONTENT_CLASSES):
+                    raise InvalidArgumentError(f"messages[{i}] holds {type(block).__name__}, not a content block")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise InvalidArgumentError("CompletionRequest.max_tokens must be a positive int")
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise InvalidArgumentError("CompletionRequest.temperature must lie in [0, 2]")
+        if self.top_p is not None and not 0 <= self.top_p <= 1:
+            raise InvalidArgumentError("CompletionRequest.top_p must lie in [0, 1]")
+        if self.tool_choice is not None:
+            if self.tool_choice.mode not in ToolChoice.MODES:
+                raise InvalidArgumentError(
+                    f"ToolChoice.mode {self.tool_choice.mode!r} is not one of {ToolChoice.MODES}")
+            if self.tool_choice.mode == "tool" and not self.tool_choice.name:
+                raise InvalidArgumentError("ToolChoice.tool needs the tool's name")
+        if self.response_format is not None:
+            if self.response_format.type not in ("json_object", "json_schema"):
+                raise InvalidArgumentError(f"ResponseFormat.type {self.response_format.type!r} is unknown")
+            if self.response_format.type == "json_schema" and not self.response_format.schema:
+                raise InvalidArgumentError("ResponseFormat.json_schema needs a schema")
+        if self.extra is not None and not isinstance(self.extra, dict):
+            raise InvalidArgumentError("CompletionRequest.extra must be a dict")
+
+
+_CONTENT_CLASSES = (TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock)
+
+
+@dataclass
+class Attempt(JsonMixin):
+    """One try at one provider, as listed on responses and on AllProvidersFailedError."""
+
+    provider: str
+    model: str
+    outcome: str  # "ok", "error" or "skipped"
+    elapsed_ms: float = 0.0
+    error_type: str | None = None
+    error: str | None = None
+    status: int | None = None
+
+
+@dataclass
+class CompletionResponse(JsonMixin):
+    id: str
+    model: str
+    content: list[ContentBlock] = field(default_factory=list, metadata=_codec(_decode_blocks))
+    stop_reason: StopReason = StopReason.END_TURN
+    usage: Usage = field(default_factory=Usage)
+    provider: str | None = None
+    raw_stop_reason: str | None = None
+    refusal: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_calls(self) -> list[ToolUseBlock]:
+        return [b for b in self.content if isinstance(b, ToolUseBlock)]
+
+    @property
+    def thinking(self) -> str:
+        return "".join(b.thinking for b in self.content if isinstance(b, ThinkingBlock))
+
+    def to_message(self) -> Message:
+        """The answer as the assistant turn to send back in a conversation."""
+        return Message(Role.ASSISTANT, list(self.content))
+
+
+@dataclass(slots=True)
+class ToolCallDelta(JsonMixin):
+    """A streamed piece of a tool call: ``id``/``name`` arrive once, ``arguments`` in fragments."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class StreamChunk(JsonMixin):
+    text: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    tool_call: ToolCallDelta | None = None
+    stop_reason: StopReason | None = None
+    usage: Usage | None = None
+    provider: str | None = None
+    id: str | None = None
+    model: str | None = None
+    raw_stop_reason: str | None = None
+    refusal: str | None = None
+    attempts: list[Attempt] | None = None  # on the last chunk a FailoverClient yields
+
+    @property
+    def has_output(self) -> bool:
+        """True once the chunk carries something the caller sees as the answer."""
+        return bool(self.text or self.thinking or self.tool_call or self.refusal)
+
+
+def collect(chunks: Iterable[StreamChunk]) -> CompletionResponse:
+    """Fold a stream into the CompletionResponse a plain call would have returned."""
+    from .errors import ResponseDecodeError
+
+    builder = _ResponseBuilder()
+    for chunk in chunks:
+        builder.add(chunk)
+    try:
+        return builder.build()
+    except ValueError as exc:
+        raise ResponseDecodeError(f"streamed tool call arguments are not JSON: {exc}") from None
+
+
+class _ResponseBuilder:
+    __slots__ = ("id", "model", "provider", "text", "thinking", "signature", "tools", "order",
+                 "stop", "raw_stop", "usage", "refusal", "attempts")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.provider: str | None = None
+        self.signature: str | None = None
+        self.raw_stop: str | None = None
+        self.text: list[str] = []
+        self.thinking: list[str] = []
+        self.refusal: list[str] = []
+        self.tools: dict[int, list[Any]] = {}
+        self.order: list[str] = []  # "thinking", "text" or "tool:<index>" in first-seen order
+        self.stop: StopReason | None = None
+        self.usage: Usage | None = None
+        self.attempts: list[Attempt] = []
+
+    def add(self, chunk: StreamChunk) -> None:
+        self.id = chunk.id or self.id
+        self.model = chunk.model or self.model
+        self.provider = chunk.provider or self.provider
+        if chunk.thinking is not None or chunk.signature:
+            self._seen("thinking")
+            self.thinking.append(chunk.thinking or "")
+            self.signature = chunk.signature or self.signature
+        if chunk.text:
+            self._seen("text")
+            self.text.append(chunk.text)
+        if chunk.refusal:
+            self.refusal.append(chunk.refusal)
+        if chunk.tool_call is not None:
+            call = chunk.tool_call
+            slot = self.tools.setdefault(call.index, [None, None, []])
+            self._seen(f"tool:{call.index}")
+            slot[0] = call.id or slot[0]
+            slot[1] = call.name or slot[1]
+            slot[2].append(call.arguments)
+        if chunk.stop_reason is not None:
+            self.stop, self.raw_stop = chunk.stop_reason, chunk.raw_stop_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.attempts:
+            self.attempts = chunk.attempts
+
+    def _seen(self, key: str) -> None:
+        if key not in self.order:
+            self.order.append(key)
+
+    def build(self) -> CompletionResponse:
+        content: list[ContentBlock] = []
+        for key in self.order:
+            if key == "thinking":
+                content.append(ThinkingBlock("".join(self.thinking), self.signature))
+            elif key == "text":
+                content.append(TextBlock("".join(self.text)))
+            else:
+                call_id, name, fragments = self.tools[int(key[5:])]
+                arguments = "".join(fragments)
+                content.append(ToolUseBlock(call_id or "", name or "", json.loads(arguments) if arguments else {}))
+        return CompletionResponse(
+            id=self.id or "", model=self.model or "", content=content,
+            stop_reason=self.stop or StopReason.OTHER, usage=self.usage or Usage(),
+            provider=self.provider, raw_stop_reason=self.raw_stop,
+            refusal="".join(self.refusal) or None, attempts=self.attempts,
+        )
+
+
+def iter_text(chunks: Iterable[StreamChunk]) -> Iterator[str]:
+    """Only the text of a stream, for callers that print as it arrives."""
+    for chunk in chunks:
+        if chunk.text:
+            yield chunk.text
