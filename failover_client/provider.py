@@ -1,0 +1,207 @@
+"""The Provider contract, and the shared machinery of providers that speak HTTP.
+
+``Provider`` is what every provider class and the FailoverClient fulfil.  ``HttpProvider``
+holds what every wire protocol needs the same way — the API key (from the constructor or the
+customary environment variable, resolved at first use so a missing key fails with a message
+naming the variable), one :class:`~failover_client.transport.Transport`, the deadline for each
+call — and leaves to each protocol module only the mapping of requests and answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping
+
+from .errors import FailoverClientError, MissingCredentialsError, NotSupportedError, ResponseDecodeError, redact
+from .retry import Deadline
+from .streaming import StreamDecodeError
+from .types import CompletionRequest, CompletionResponse, StreamChunk
+
+if TYPE_CHECKING:
+    import requests
+
+    from .transport import HttpResponse, Transport
+
+
+class Provider:
+    """A source of completions.  Unsupported operations raise NotSupportedError."""
+
+    name: str = "provider"
+    supports_tools = True
+    supports_vision = True
+    supports_streaming = True
+    supports_token_counting = False
+    supports_batch = False
+
+    def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
+        """One answer.  ``timeout`` bounds the whole call, reading included."""
+        raise NotImplementedError
+
+    def complete_stream(self, request: CompletionRequest, *,
+                        timeout: float | None = None) -> Generator[StreamChunk, None, None]:
+        """The answer as it is generated: a generator of StreamChunk."""
+        raise NotImplementedError
+
+    def _unsupported(self, operation: str) -> NotSupportedError:
+        return NotSupportedError(f"{operation} is not supported by {type(self).__name__}", provider=self.name)
+
+    def count_tokens(self, request: Any) -> Any:
+        raise self._unsupported("count_tokens")
+
+    def create_batch(self, requests: Any) -> Any:
+        raise self._unsupported("create_batch")
+
+    def get_batch(self, batch_id: str) -> Any:
+        raise self._unsupported("get_batch")
+
+    def get_batch_results(self, batch_id: str) -> Any:
+        raise self._unsupported("get_batch_results")
+
+    def cancel_batch(self, batch_id: str) -> Any:
+        raise self._unsupported("cancel_batch")
+
+    def list_batches(self) -> Any:
+        raise self._unsupported("list_batches")
+
+    def close(self) -> None:
+        """Release connections.  Safe to call more than once."""
+
+    def __enter__(self) -> Provider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def dumps(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class HttpProvider(Provider):
+    """A provider reached over HTTP with one API key.  Subclasses set the class attributes and
+    implement ``_auth_headers``, ``_path``, ``_body``, ``_parse`` and ``_parse_stream``."""
+
+    api_key_env: str = ""
+    default_base_url: str = ""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        name: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 600.0,
+        pool_maxsize: int = 128,
+        verify: bool | str = True,
+        proxies: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.name = name or self.name
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self._api_key = api_key
+        self._extra_headers = dict(headers or {})
+        self._transport_options: dict[str, Any] = dict(
+            connect_timeout=connect_timeout, read_timeout=read_timeout, pool_maxsize=pool_maxsize,
+            verify=verify, proxies=proxies, session=session)
+        self._transport_lock = threading.Lock()
+        self._transport: Transport | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, base_url={redact(self.base_url)!r})"
+
+    def api_key(self) -> str:
+        key = self._api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+        if not key:
+            where = f" or set {self.api_key_env}" if self.api_key_env else ""
+            raise MissingCredentialsError(f"no API key for {self.name}: pass api_key={where}", provider=self.name)
+        return key
+
+    def transport(self) -> Transport:
+        transport = self._transport
+        if transport is None:
+            from .transport import Transport
+
+            with self._transport_lock:
+                if self._transport is None:
+                    key = self.api_key()
+                    self._transport = Transport(
+                        self.base_url, provider=self.name,
+                        headers={**self._auth_headers(key), **self._extra_headers},
+                        secrets=(key,), **self._transport_options)
+                transport = self._transport
+        return transport
+
+    def close(self) -> None:
+        with self._transport_lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+    # --- what a wire protocol fills in --------------------------------------------------
+
+    def _auth_headers(self, api_key: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _path(self, request: CompletionRequest, stream: bool) -> str:
+        raise NotImplementedError
+
+    def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
+        raise NotImplementedError
+
+    def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
+        raise NotImplementedError
+
+    # --- the calls ------------------------------------------------------------------------
+
+    def _send(self, request: CompletionRequest, stream: bool, deadline: Deadline) -> HttpResponse:
+        request.validate()
+        body = self._body(request, stream)
+        if request.extra:
+            body.update(request.extra)
+        return self.transport().request(
+            "POST", self._path(request, stream), body=dumps(body),
+            headers=self._stream_headers if stream else None, deadline=deadline, model=request.model)
+
+    _stream_headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+
+    def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
+        response = self._send(request, False, Deadline(timeout))
+        data = response.json()
+        try:
+            return self._parse(data, request)
+        except _MALFORMED as exc:
+            raise self._malformed(exc, request) from None
+
+    def complete_stream(self, request: CompletionRequest, *,
+                        timeout: float | None = None) -> Generator[StreamChunk, None, None]:
+        response = self._send(request, True, Deadline(timeout))
+        completed = False
+        try:
+            yield from self._parse_stream(response, request)
+            completed = True
+        except FailoverClientError:
+            raise
+        except _MALFORMED as exc:
+            raise self._malformed(exc, request) from None
+        finally:
+            if completed:
+                response.finish()  # the terminal event arrived: keep the connection for reuse
+            else:
+                response.close()
+
+    def _malformed(self, exc: Exception, request: CompletionRequest) -> ResponseDecodeError:
+        """A body that parsed but does not have the protocol's shape (or an event that is not JSON)."""
+        detail = f"{type(exc).__name__}: {exc}"
+        return ResponseDecodeError(f"unexpected response shape from {self.name} ({redact(detail)[:200]})",
+                                   provider=self.name, model=request.model)
+
+
+# What hand-written wire mapping raises on a body that is not what the protocol promises.
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, StreamDecodeError)

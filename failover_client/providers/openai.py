@@ -1,0 +1,269 @@
+"""OpenAI Chat Completions (``POST {base}/chat/completions``), also the protocol of most
+OpenAI-compatible hosts (pass their ``base_url``).
+
+Wire facts: protocols.md §1.  The stream decoder below is the hottest code in the library, so it
+maps each event's JSON to a StreamChunk directly, with the common text delta checked first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Generator, Iterator
+
+from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
+from ..provider import HttpProvider
+from ..streaming import iter_sse, loads_event
+from ..transport import HttpResponse
+from ..types import (
+    CompletionRequest,
+    CompletionResponse,
+    ContentBlock,
+    ImageBlock,
+    Message,
+    Role,
+    StopReason,
+    StreamChunk,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallDelta,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+
+STOP_REASONS = {
+    "stop": StopReason.END_TURN,
+    "length": StopReason.MAX_TOKENS,
+    "tool_calls": StopReason.TOOL_USE,
+    "function_call": StopReason.TOOL_USE,
+    "content_filter": StopReason.CONTENT_FILTER,
+}
+TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+# Reasoning models reject ``max_tokens`` and take ``max_completion_tokens``.
+_REASONING_MODEL = re.compile(r"^(?:.*/)?(o\d|gpt-5)")
+
+
+def stop_reason(raw: str | None) -> StopReason:
+    return STOP_REASONS.get(raw or "", StopReason.OTHER)
+
+
+def usage_from(data: dict[str, Any] | None) -> Usage | None:
+    if not data:
+        return None
+    prompt = data.get("prompt_tokens_details") or {}
+    completion = data.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=data.get("prompt_tokens") or 0,
+        output_tokens=data.get("completion_tokens") or 0,
+        cache_read_tokens=prompt.get("cached_tokens") or 0,
+        cache_write_tokens=prompt.get("cache_write_tokens") or 0,
+        reasoning_tokens=completion.get("reasoning_tokens") or 0,
+    )
+
+
+def _user_part(block: ContentBlock) -> dict[str, Any]:
+    if isinstance(block, TextBlock):
+        return {"type": "text", "text": block.text}
+    if isinstance(block, ImageBlock):
+        return {"type": "image_url", "image_url": {"url": block.data_url()}}
+    raise NotSupportedError(f"a {block.type} block cannot be sent in an OpenAI user message")
+
+
+def _content(blocks: list[Any]) -> str | list[dict[str, Any]]:
+    if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
+        return blocks[0].text
+    return [_user_part(b) for b in blocks]
+
+
+def messages_to_wire(request: CompletionRequest) -> list[dict[str, Any]]:
+    """Our messages as Chat Completions messages: tool results become ``tool`` messages, tool
+    uses become ``tool_calls``; thinking blocks are not sent (the protocol has no place for them)."""
+    wire: list[dict[str, Any]] = []
+    if request.system:
+        system = request.system if isinstance(request.system, str) else "".join(b.text for b in request.system)
+        wire.append({"role": "system", "content": system})
+    for message in request.messages:
+        if message.role is Role.ASSISTANT:
+            wire.append(_assistant_to_wire(message))
+            continue
+        others = []
+        for block in message.content:
+            if isinstance(block, ToolResultBlock):
+                wire.append({"role": "tool", "tool_call_id": block.tool_use_id, "content": block.text})
+            else:
+                others.append(block)
+        if others:
+            wire.append({"role": "user", "content": _content(others)})
+    return wire
+
+
+def _assistant_to_wire(message: Message) -> dict[str, Any]:
+    text = "".join(b.text for b in message.content if isinstance(b, TextBlock))
+    out: dict[str, Any] = {"role": "assistant", "content": text or None}
+    calls = [
+        {"id": b.id, "type": "function", "function": {"name": b.name, "arguments": json.dumps(b.input)}}
+        for b in message.content if isinstance(b, ToolUseBlock)
+    ]
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def request_to_wire(request: CompletionRequest, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": request.model, "messages": messages_to_wire(request)}
+    if request.max_tokens is not None:
+        field = "max_completion_tokens" if _REASONING_MODEL.match(request.model) else "max_tokens"
+        body[field] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop_sequences:
+        body["stop"] = request.stop_sequences
+    if request.tools:
+        body["tools"] = [
+            {"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.input_schema,
+                **({"strict": t.strict} if t.strict is not None else {})}}
+            for t in request.tools
+        ]
+    choice = request.tool_choice
+    if choice is not None:
+        body["tool_choice"] = (TOOL_CHOICES[choice.mode] if choice.mode != "tool"
+                               else {"type": "function", "function": {"name": choice.name}})
+        if choice.disable_parallel and request.tools:
+            body["parallel_tool_calls"] = False
+    fmt = request.response_format
+    if fmt is not None:
+        body["response_format"] = ({"type": "json_object"} if fmt.type == "json_object" else
+                                   {"type": "json_schema", "json_schema": {
+                                       "name": fmt.name, "schema": fmt.schema, "strict": fmt.strict}})
+    if request.thinking is not None and request.thinking.enabled:
+        body["reasoning_effort"] = request.thinking.effort_level()
+    if request.metadata:
+        body["metadata"] = request.metadata
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
+    function = call["function"]
+    arguments = function.get("arguments") or ""
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        raise ResponseDecodeError(
+            f"tool call {function.get('name')!r} has arguments that are not JSON: {arguments[:80]!r}") from None
+    return ToolUseBlock(call.get("id") or "", function.get("name") or "", parsed)
+
+
+def response_from_wire(data: dict[str, Any], provider: str) -> CompletionResponse:
+    choices = data.get("choices")
+    if not choices:
+        raise ResponseDecodeError("the response has no choices", provider=provider, model=data.get("model"))
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content: list[ContentBlock] = []
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        content.append(ThinkingBlock(reasoning))
+    if message.get("content"):
+        content.append(TextBlock(message["content"]))
+    for call in message.get("tool_calls") or ():
+        content.append(_tool_use(call))
+    raw = choice.get("finish_reason")
+    refusal = message.get("refusal")
+    return CompletionResponse(
+        id=data.get("id") or "", model=data.get("model") or "", content=content,
+        stop_reason=StopReason.REFUSAL if refusal else stop_reason(raw),
+        usage=usage_from(data.get("usage")) or Usage(), provider=provider,
+        raw_stop_reason=raw, refusal=refusal,
+    )
+
+
+def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: str) -> Iterator[StreamChunk]:
+    """Chat-completion chunks to StreamChunks.  Ends only at ``data: [DONE]``; an error object
+    inside the stream, or an end without ``[DONE]``, raises."""
+    loads = loads_event
+    first = True
+    refused = False
+    for _event, data in events:
+        if data == "[DONE]":
+            return
+        obj = loads(data)
+        if first and not obj.get("error"):
+            first = False
+            yield StreamChunk(id=obj.get("id"), model=obj.get("model"), provider=provider)
+        choices = obj.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if text:
+                    yield StreamChunk(text=text, provider=provider)
+                if (len(delta) > 1 or text is None) and (yield from _rare_delta(delta, provider)):
+                    refused = True
+            raw = choice.get("finish_reason")
+            if raw:
+                reason = StopReason.REFUSAL if refused else stop_reason(raw)
+                yield StreamChunk(stop_reason=reason, raw_stop_reason=raw, provider=provider)
+        elif obj.get("error"):
+            raise error_for_event(obj["error"], provider=provider, model=model)
+        usage = obj.get("usage")
+        if usage:
+            yield StreamChunk(usage=usage_from(usage), provider=provider)
+    raise NetworkError("the stream ended before data: [DONE]", provider=provider, model=model)
+
+
+def _rare_delta(delta: dict[str, Any], provider: str) -> Generator[StreamChunk, None, bool]:
+    """Tool-call fragments, refusals and reasoning text; returns whether a refusal was seen."""
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        yield StreamChunk(thinking=reasoning, provider=provider)
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") or {}
+        yield StreamChunk(tool_call=ToolCallDelta(
+            index=call.get("index", 0), id=call.get("id"), name=function.get("name"),
+            arguments=function.get("arguments") or ""), provider=provider)
+    refusal = delta.get("refusal")
+    if refusal:
+        yield StreamChunk(refusal=refusal, provider=provider)
+        return True
+    return False
+
+
+class OpenAIProvider(HttpProvider):
+    """OpenAI, or any host that speaks Chat Completions (``base_url`` ends in ``/v1``)."""
+
+    name = "openai"
+    api_key_env = "OPENAI_API_KEY"
+    default_base_url = "https://api.openai.com/v1"
+
+    def __init__(self, api_key: str | None = None, *, organization: str | None = None,
+                 project: str | None = None, **options: Any) -> None:
+        headers = dict(options.pop("headers", None) or {})
+        if organization:
+            headers["OpenAI-Organization"] = organization
+        if project:
+            headers["OpenAI-Project"] = project
+        super().__init__(api_key, headers=headers, **options)
+
+    def _auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def _path(self, request: CompletionRequest, stream: bool) -> str:
+        return "/chat/completions"
+
+    def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+        return request_to_wire(request, stream)
+
+    def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
+        return response_from_wire(data, self.name)
+
+    def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
+        return stream_from_wire(iter_sse(response.iter_bytes()), self.name, request.model)
