@@ -382,6 +382,7 @@ class StreamChunk(JsonMixin):
     text: str | None = None
     thinking: str | None = None
     signature: str | None = None
+    redacted_thinking: str | None = None  # an encrypted thinking block, arriving whole
     tool_call: ToolCallDelta | None = None
     stop_reason: StopReason | None = None
     usage: Usage | None = None
@@ -395,7 +396,7 @@ class StreamChunk(JsonMixin):
     @property
     def has_output(self) -> bool:
         """True once the chunk carries something the caller sees as the answer."""
-        return bool(self.text or self.thinking or self.tool_call or self.refusal)
+        return bool(self.text or self.thinking or self.tool_call or self.refusal or self.redacted_thinking)
 
 
 def collect(chunks: Iterable[StreamChunk]) -> CompletionResponse:
@@ -412,44 +413,57 @@ def collect(chunks: Iterable[StreamChunk]) -> CompletionResponse:
 
 
 class _ResponseBuilder:
-    __slots__ = ("id", "model", "provider", "text", "thinking", "signature", "tools", "order",
-                 "stop", "raw_stop", "usage", "refusal", "attempts")
+    """Rebuilds content blocks in the order they began: consecutive text chunks form one text
+    block, thinking chunks one thinking block until its signature closes it, tool-call fragments
+    gather by index, and each redacted thinking block stands alone."""
+
+    __slots__ = ("id", "model", "provider", "blocks", "tools", "stop", "raw_stop", "usage", "refusal", "attempts")
 
     def __init__(self) -> None:
         self.id: str | None = None
         self.model: str | None = None
         self.provider: str | None = None
-        self.signature: str | None = None
-        self.raw_stop: str | None = None
-        self.text: list[str] = []
-        self.thinking: list[str] = []
-        self.refusal: list[str] = []
+        self.blocks: list[list[Any]] = []  # [kind, parts, extra]: extra is a signature or tool index
         self.tools: dict[int, list[Any]] = {}
-        self.order: list[str] = []  # "thinking", "text" or "tool:<index>" in first-seen order
+        self.refusal: list[str] = []
         self.stop: StopReason | None = None
+        self.raw_stop: str | None = None
         self.usage: Usage | None = None
         self.attempts: list[Attempt] = []
+
+    def _open(self, kind: str, extra: Any = None) -> list[Any]:
+        block = [kind, [], extra]
+        self.blocks.append(block)
+        return block
 
     def add(self, chunk: StreamChunk) -> None:
         self.id = chunk.id or self.id
         self.model = chunk.model or self.model
         self.provider = chunk.provider or self.provider
-        if chunk.thinking is not None or chunk.signature:
-            self._seen("thinking")
-            self.thinking.append(chunk.thinking or "")
-            self.signature = chunk.signature or self.signature
+        last = self.blocks[-1] if self.blocks else None
+        if chunk.thinking or chunk.signature:
+            if last is None or last[0] != "thinking" or last[2] is not None:
+                last = self._open("thinking")
+            if chunk.thinking:
+                last[1].append(chunk.thinking)
+            if chunk.signature:
+                last[2] = chunk.signature
+        if chunk.redacted_thinking is not None:
+            self._open("redacted", chunk.redacted_thinking)
         if chunk.text:
-            self._seen("text")
-            self.text.append(chunk.text)
+            if last is None or last[0] != "text":
+                last = self._open("text")
+            last[1].append(chunk.text)
         if chunk.refusal:
             self.refusal.append(chunk.refusal)
-        if chunk.tool_call is not None:
-            call = chunk.tool_call
-            slot = self.tools.setdefault(call.index, [None, None, []])
-            self._seen(f"tool:{call.index}")
-            slot[0] = call.id or slot[0]
-            slot[1] = call.name or slot[1]
-            slot[2].append(call.arguments)
+        call = chunk.tool_call
+        if call is not None:
+            slot = self.tools.get(call.index)
+            if slot is None:
+                slot = self.tools[call.index] = self._open("tool", [None, None])
+            slot[2][0] = call.id or slot[2][0]
+            slot[2][1] = call.name or slot[2][1]
+            slot[1].append(call.arguments)
         if chunk.stop_reason is not None:
             self.stop, self.raw_stop = chunk.stop_reason, chunk.raw_stop_reason
         if chunk.usage is not None:
@@ -457,21 +471,18 @@ class _ResponseBuilder:
         if chunk.attempts:
             self.attempts = chunk.attempts
 
-    def _seen(self, key: str) -> None:
-        if key not in self.order:
-            self.order.append(key)
-
     def build(self) -> CompletionResponse:
         content: list[ContentBlock] = []
-        for key in self.order:
-            if key == "thinking":
-                content.append(ThinkingBlock("".join(self.thinking), self.signature))
-            elif key == "text":
-                content.append(TextBlock("".join(self.text)))
+        for kind, parts, extra in self.blocks:
+            if kind == "thinking":
+                content.append(ThinkingBlock("".join(parts), extra))
+            elif kind == "redacted":
+                content.append(ThinkingBlock("", None, redacted_data=extra))
+            elif kind == "text":
+                content.append(TextBlock("".join(parts)))
             else:
-                call_id, name, fragments = self.tools[int(key[5:])]
-                arguments = "".join(fragments)
-                content.append(ToolUseBlock(call_id or "", name or "", json.loads(arguments) if arguments else {}))
+                arguments = "".join(parts)
+                content.append(ToolUseBlock(extra[0] or "", extra[1] or "", json.loads(arguments) if arguments else {}))
         return CompletionResponse(
             id=self.id or "", model=self.model or "", content=content,
             stop_reason=self.stop or StopReason.OTHER, usage=self.usage or Usage(),

@@ -128,3 +128,16 @@ def test_validation_names_the_bad_field(change, field):
 def test_image_data_url():
     assert ImageBlock.from_base64("QUJD", "image/jpeg").data_url() == "data:image/jpeg;base64,QUJD"
     assert ImageBlock.from_url("https://x/y.png").data_url() == "https://x/y.png"
+
+
+def test_collect_keeps_block_order_and_separate_signed_thinking_blocks():
+    chunks = [
+        StreamChunk(thinking="first"), StreamChunk(signature="s1"),
+        StreamChunk(tool_call=ToolCallDelta(1, "t1", "look")),
+        StreamChunk(redacted_thinking="opaque"),
+        StreamChunk(thinking="second"), StreamChunk(signature="s2"),
+        StreamChunk(text="done"),
+    ]
+    assert collect(chunks).content == [
+        ThinkingBlock("first", "s1"), ToolUseBlock("t1", "look", {}), ThinkingBlock("", redacted_data="opaque"),
+        ThinkingBlock("second", "s2"), TextBlock("done")]

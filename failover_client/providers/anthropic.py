@@ -171,9 +171,12 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
 
 def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: str) -> Iterator[StreamChunk]:
     """Messages stream events to StreamChunks.  Ends only at ``message_stop``; an ``error``
-    event (Anthropic reports overload that way after a 200), or an end without it, raises."""
+    event (Anthropic reports overload that way after a 200), or an end without it, raises.
+    Server-tool blocks (web search, code execution) also stream ``input_json_delta``; only the
+    blocks opened as ``tool_use`` become tool calls."""
     loads = loads_event
     start_usage: dict[str, Any] = {}
+    tool_blocks: set[int] = set()
     for event, data in events:
         if event == "content_block_delta":
             obj = loads(data)
@@ -181,7 +184,7 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
             kind = delta["type"]
             if kind == "text_delta":
                 yield StreamChunk(text=delta["text"], provider=provider)
-            elif kind == "input_json_delta":
+            elif kind == "input_json_delta" and obj["index"] in tool_blocks:
                 yield StreamChunk(tool_call=ToolCallDelta(obj["index"], arguments=delta["partial_json"]),
                                   provider=provider)
             elif kind == "thinking_delta":
@@ -192,8 +195,11 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
             obj = loads(data)
             block = obj["content_block"]
             if block["type"] == "tool_use":
+                tool_blocks.add(obj["index"])
                 yield StreamChunk(tool_call=ToolCallDelta(obj["index"], id=block["id"], name=block["name"]),
                                   provider=provider)
+            elif block["type"] == "redacted_thinking":
+                yield StreamChunk(redacted_thinking=block.get("data") or "", provider=provider)
             elif block["type"] == "text" and block.get("text"):
                 yield StreamChunk(text=block["text"], provider=provider)
         elif event == "message_start":

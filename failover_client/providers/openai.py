@@ -187,31 +187,36 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
 
 def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: str) -> Iterator[StreamChunk]:
     """Chat-completion chunks to StreamChunks.  Ends only at ``data: [DONE]``; an error object
-    inside the stream, or an end without ``[DONE]``, raises."""
+    inside the stream, or an end without ``[DONE]``, raises.  Only choice 0 is read (with
+    ``n > 1`` each chunk carries one choice, by ``index``); Azure opens with a chunk that has
+    empty ``id``/``model`` and no choices, so the identity comes from the first chunk that has it."""
     loads = loads_event
-    first = True
+    identified = False
     refused = False
     for _event, data in events:
         if data == "[DONE]":
             return
         obj = loads(data)
-        if first and not obj.get("error"):
-            first = False
+        if not identified and (obj.get("id") or obj.get("model")):
+            identified = True
             yield StreamChunk(id=obj.get("id"), model=obj.get("model"), provider=provider)
         choices = obj.get("choices")
         if choices:
             choice = choices[0]
-            delta = choice.get("delta")
-            if delta:
-                text = delta.get("content")
-                if text:
-                    yield StreamChunk(text=text, provider=provider)
-                if (len(delta) > 1 or text is None) and (yield from _rare_delta(delta, provider)):
-                    refused = True
-            raw = choice.get("finish_reason")
-            if raw:
-                reason = StopReason.REFUSAL if refused else stop_reason(raw)
-                yield StreamChunk(stop_reason=reason, raw_stop_reason=raw, provider=provider)
+            if choice.get("index", 0) != 0:
+                choice = next((c for c in choices if c.get("index", 0) == 0), None)
+            if choice is not None:
+                delta = choice.get("delta")
+                if delta:
+                    text = delta.get("content")
+                    if text:
+                        yield StreamChunk(text=text, provider=provider)
+                    if (len(delta) > 1 or text is None) and (yield from _rare_delta(delta, provider)):
+                        refused = True
+                raw = choice.get("finish_reason")
+                if raw:
+                    reason = StopReason.REFUSAL if refused else stop_reason(raw)
+                    yield StreamChunk(stop_reason=reason, raw_stop_reason=raw, provider=provider)
         elif obj.get("error"):
             raise error_for_event(obj["error"], provider=provider, model=model)
         usage = obj.get("usage")
