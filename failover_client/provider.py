@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping
 
 from .errors import FailoverClientError, MissingCredentialsError, NotSupportedError, ResponseDecodeError, redact
 from .retry import Deadline
@@ -79,12 +80,26 @@ def dumps(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class WireFormat:
+    """One protocol's mapping, as plain functions: our request to its body, its body to our
+    response, its stream (as ``frames`` yields them from the raw bytes) to our chunks."""
+
+    request: Callable[[CompletionRequest, bool], dict[str, Any]]
+    response: Callable[[Any, str], CompletionResponse]
+    stream: Callable[[Iterator[Any], str, str], Iterator[StreamChunk]]
+    frames: Callable[[Iterator[bytes]], Iterator[Any]]
+
+
 class HttpProvider(Provider):
-    """A provider reached over HTTP with one API key.  Subclasses set the class attributes and
-    implement ``_auth_headers``, ``_path``, ``_body``, ``_parse`` and ``_parse_stream``."""
+    """A provider reached over HTTP with one API key.  Subclasses set ``wire``, ``chat_path``,
+    the key's environment variable and the default base URL, and implement ``_auth_headers``;
+    a protocol whose URL depends on the request (the model in the path) overrides ``_path``."""
 
     api_key_env: str = ""
     default_base_url: str = ""
+    chat_path: str = ""
+    wire: WireFormat
 
     def __init__(
         self,
@@ -147,16 +162,16 @@ class HttpProvider(Provider):
         raise NotImplementedError
 
     def _path(self, request: CompletionRequest, stream: bool) -> str:
-        raise NotImplementedError
+        return self.chat_path
 
     def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
-        raise NotImplementedError
+        return self.wire.request(request, stream)
 
     def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
-        raise NotImplementedError
+        return self.wire.response(data, self.name)
 
     def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
-        raise NotImplementedError
+        return self.wire.stream(self.wire.frames(response.iter_bytes()), self.name, request.model)
 
     # --- the calls ------------------------------------------------------------------------
 

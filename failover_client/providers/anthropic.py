@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from ..errors import InvalidArgumentError, NetworkError, NotSupportedError, error_for_event
-from ..provider import HttpProvider
+from ..errors import InvalidArgumentError, NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
+from ..provider import HttpProvider, WireFormat
 from ..streaming import iter_sse, loads_event
-from ..transport import HttpResponse
 from ..types import (
     CompletionRequest,
     CompletionResponse,
@@ -162,6 +161,9 @@ def _block_from_wire(block: dict[str, Any]) -> ContentBlock | None:
 def response_from_wire(data: dict[str, Any], provider: str) -> CompletionResponse:
     content = [b for b in map(_block_from_wire, data["content"]) if b is not None]
     raw = data.get("stop_reason")
+    if not raw:
+        raise ResponseDecodeError("the message has no stop_reason: it never finished", provider=provider,
+                                  model=data.get("model"))
     return CompletionResponse(
         id=data.get("id") or "", model=data.get("model") or "", content=content,
         stop_reason=stop_reason(raw), usage=usage_from(data.get("usage") or {}),
@@ -219,12 +221,17 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
     raise NetworkError("the stream ended before message_stop", provider=provider, model=model)
 
 
+WIRE = WireFormat(request_to_wire, response_from_wire, stream_from_wire, iter_sse)
+
+
 class AnthropicProvider(HttpProvider):
     """Anthropic's Messages API.  ``betas`` become the ``anthropic-beta`` header."""
 
     name = "anthropic"
     api_key_env = "ANTHROPIC_API_KEY"
     default_base_url = "https://api.anthropic.com"
+    chat_path = "/v1/messages"
+    wire = WIRE
 
     def __init__(self, api_key: str | None = None, *, betas: Sequence[str] = (), **options: Any) -> None:
         headers = {"anthropic-version": API_VERSION, **(options.pop("headers", None) or {})}
@@ -234,15 +241,3 @@ class AnthropicProvider(HttpProvider):
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}
-
-    def _path(self, request: CompletionRequest, stream: bool) -> str:
-        return "/v1/messages"
-
-    def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
-        return request_to_wire(request, stream)
-
-    def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
-        return response_from_wire(data, self.name)
-
-    def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
-        return stream_from_wire(iter_sse(response.iter_bytes()), self.name, request.model)

@@ -12,9 +12,8 @@ import re
 from typing import Any, Generator, Iterator
 
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
-from ..provider import HttpProvider
+from ..provider import HttpProvider, WireFormat
 from ..streaming import iter_sse, loads_event
-from ..transport import HttpResponse
 from ..types import (
     CompletionRequest,
     CompletionResponse,
@@ -176,6 +175,9 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
     for call in message.get("tool_calls") or ():
         content.append(_tool_use(call))
     raw = choice.get("finish_reason")
+    if not raw:
+        raise ResponseDecodeError("the answer has no finish_reason: it never finished", provider=provider,
+                                  model=data.get("model"))
     refusal = message.get("refusal")
     return CompletionResponse(
         id=data.get("id") or "", model=data.get("model") or "", content=content,
@@ -242,12 +244,17 @@ def _rare_delta(delta: dict[str, Any], provider: str) -> Generator[StreamChunk, 
     return False
 
 
+WIRE = WireFormat(request_to_wire, response_from_wire, stream_from_wire, iter_sse)
+
+
 class OpenAIProvider(HttpProvider):
     """OpenAI, or any host that speaks Chat Completions (``base_url`` ends in ``/v1``)."""
 
     name = "openai"
     api_key_env = "OPENAI_API_KEY"
     default_base_url = "https://api.openai.com/v1"
+    chat_path = "/chat/completions"
+    wire = WIRE
 
     def __init__(self, api_key: str | None = None, *, organization: str | None = None,
                  project: str | None = None, **options: Any) -> None:
@@ -260,15 +267,3 @@ class OpenAIProvider(HttpProvider):
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
-
-    def _path(self, request: CompletionRequest, stream: bool) -> str:
-        return "/chat/completions"
-
-    def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
-        return request_to_wire(request, stream)
-
-    def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
-        return response_from_wire(data, self.name)
-
-    def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
-        return stream_from_wire(iter_sse(response.iter_bytes()), self.name, request.model)
