@@ -3,7 +3,6 @@
 import time
 
 import pytest
-from support import ask, make_provider
 
 from failover_client import (
     AllProvidersFailedError,
@@ -24,6 +23,8 @@ from failover_client import (
     presets,
 )
 from failover_client.testing import Fault, Reply
+
+from support import ask, make_provider
 
 
 class Sleeps(list):
@@ -291,3 +292,17 @@ def test_presets_build_cross_vendor_chains():
     reverse = presets.anthropic_to_openai("sk-a-123456789", "sk-o-123456789")
     assert reverse.config.fallbacks[0].model_for("claude-sonnet-4-5").startswith("gpt")
     assert "sk-" not in repr(client)
+
+
+def test_64_threads_share_one_failover_client(fake_provider):
+    from concurrent.futures import ThreadPoolExecutor
+
+    fake_provider.set_default("primary", Fault.rate_limit())
+    client = FailoverClient(chain(fake_provider, "primary", "backup"))
+    with ThreadPoolExecutor(64) as pool:
+        responses = list(pool.map(lambda i: client.complete(ask(f"q{i}")), range(256)))
+    assert {r.provider for r in responses} == {"backup"}
+    assert all([a.provider for a in r.attempts] == ["primary", "backup"] for r in responses)
+    assert sorted(r.body["messages"][0]["content"] for r in fake_provider.requests_for("backup")) == sorted(
+        f"q{i}" for i in range(256))  # every request answered exactly once
+    client.close()
