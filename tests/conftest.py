@@ -1,6 +1,7 @@
 """Shared fixtures."""
 
 import pytest
+
 from support import PROTOCOLS
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import requests
-from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
 
 from failover_client.errors import (
     AuthenticationError,
@@ -32,6 +31,8 @@ from failover_client.errors import (
 from failover_client.providers.anthropic import AnthropicProvider
 from failover_client.providers.openai import OpenAIProvider
 from failover_client.types import CompletionRequest, CompletionResponse, Message, ThinkingBlock, collect
+
+from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
 
 PROVIDERS = ("openai", "anthropic")
 

@@ -12,13 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 import urllib3
-from support import ask, make_provider
 
 from failover_client import NetworkError, ProviderTimeoutError, ResponseDecodeError
 from failover_client.errors import InvalidArgumentError, InvalidRequestError, MissingCredentialsError
 from failover_client.retry import Deadline
 from failover_client.testing import Fault, Reply
 from failover_client.transport import Transport, translate
+
+from support import ask, make_provider
 
 
 def test_64_threads_share_one_provider_without_pool_warnings(fake_provider, protocol):
