@@ -3,7 +3,10 @@
 from failover_client import CompletionRequest, Message
 from failover_client.providers import AnthropicProvider, OpenAIProvider
 
-PROTOCOLS = {"openai": OpenAIProvider, "anthropic": AnthropicProvider}
+PROTOCOLS = {  # protocol name (as the fake server knows it) -> provider class, one line each
+    "openai": OpenAIProvider,
+    "anthropic": AnthropicProvider,
+}
 
 
 def make_provider(server, name, protocol, **options):

@@ -1,5 +1,6 @@
-"""The Provider contract, run against the fake server for every protocol: what is sent on the
-wire for each request feature, and what comes back for each reply feature, plain and streamed."""
+"""The Provider contract for OpenAI Chat Completions and Anthropic Messages, against the fake
+server: what is sent on the wire for each request feature, and what comes back for each reply
+feature, plain and streamed.  (Each further protocol has a contract module of its own.)"""
 
 import pytest
 
@@ -27,6 +28,11 @@ from support import ask, make_provider
 
 WEATHER = ToolDefinition("get_weather", "Current weather", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+@pytest.fixture(params=["openai", "anthropic"])
+def protocol(request):
+    return request.param
 
 
 @pytest.fixture(params=["plain", "stream"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-_WHERE = {"OpenAIProvider": "openai", "AnthropicProvider": "anthropic"}
+_WHERE = {  # class name -> module, one line per provider class
+    "OpenAIProvider": "openai",
+    "AnthropicProvider": "anthropic",
+}
 __all__ = sorted(_WHERE)
 
 

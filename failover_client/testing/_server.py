@@ -20,7 +20,10 @@ from ._play import play
 from ._protocol import Call, ErrorSpec, HttpResponse, Protocol, encode_body
 from ._steps import Fault, Reply, Step
 
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (_openai.PROTOCOL, _anthropic.PROTOCOL)}
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (  # one line per protocol module
+    _openai.PROTOCOL,
+    _anthropic.PROTOCOL,
+)}
 DEFAULT_NAME = "default"
 DEFAULT_REPLY = Reply()
 STOP_TIMEOUT = 1.0  # seconds stop() waits for connection threads
