@@ -16,6 +16,7 @@ _EXPORTS = {
         "CompletionRequest", "CompletionResponse", "Message", "Role", "StreamChunk", "Usage", "StopReason",
         "TextBlock", "ImageBlock", "ToolUseBlock", "ToolResultBlock", "ThinkingBlock", "ToolDefinition",
         "ToolChoice", "ThinkingConfig", "ResponseFormat", "ToolCallDelta", "Attempt", "collect", "iter_text",
+        "TokenCountRequest", "TokenCountResult",
     ),
     "errors": (
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
@@ -84,6 +85,8 @@ if TYPE_CHECKING:
         TextBlock,
         ThinkingBlock,
         ThinkingConfig,
+        TokenCountRequest,
+        TokenCountResult,
         ToolCallDelta,
         ToolChoice,
         ToolDefinition,

@@ -38,9 +38,10 @@ from .errors import (
     StreamInterruptedError,
     redact,
 )
+from .events import EventHooks
 from .provider import Provider
 from .retry import Deadline, RetryPolicy
-from .types import Attempt, CompletionRequest, CompletionResponse, StopReason, StreamChunk, collect
+from .types import Attempt, CompletionRequest, CompletionResponse, StopReason, StreamChunk, Usage, collect
 
 
 class FailoverTrigger(enum.Enum):
@@ -93,6 +94,7 @@ class FailoverConfig:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     stream_interrupt: str = "raise"
     sleep: Callable[[float], None] = time.sleep
+    hooks: EventHooks = field(default_factory=EventHooks)
 
     def add_fallback(self, fallback: FallbackProvider) -> FailoverConfig:
         if not isinstance(fallback, FallbackProvider):
@@ -136,6 +138,11 @@ class FailoverConfig:
         self.stream_interrupt = mode
         return self
 
+    def on(self, event: str, hook: Callable[..., Any]) -> FailoverConfig:
+        """Call ``hook(**payload)`` on ``event`` (see failover_client.events for names and payloads)."""
+        self.hooks.add(event, hook)
+        return self
+
     def names(self) -> list[str]:
         return [self.primary_name] + [f.name for f in self.fallbacks]
 
@@ -171,21 +178,30 @@ class _Run:
         self.last_error: ProviderError | None = None
         self._wait: float | None = None
         self._started = 0.0
+        self._hooks = config.hooks
+        self._previous: str | None = None  # the provider of the last failed attempt
 
     def candidates(self) -> Iterator[tuple[str, Provider, CompletionRequest]]:
-        config = self.config
-        for index, entry in enumerate(config.chain()):
+        """(name, provider, request) for each attempt, sleeping before a planned retry."""
+        for entry in self.config.chain():
             request = self.request.with_model(entry.model_for(self.request.model))
-            for retry in range(1 + (config.primary_retries if index == 0 else 0)):
-                if retry and self._wait:
-                    config.sleep(self._wait)
-                if self.deadline.expired():
-                    return
+            while not self.deadline.expired():
                 self._wait = None
                 self._started = time.perf_counter()
+                if self._hooks:
+                    self._announce(entry.name, request.model)
                 yield entry.name, entry.provider, request
-                if self._wait is None or retry == config.primary_retries:
+                if self._wait is None:
                     break
+                if self._wait > 0:
+                    self.config.sleep(self._wait)
+            if self.deadline.expired():
+                return
+
+    def _announce(self, name: str, model: str) -> None:
+        if self._previous is not None and self._previous != name:
+            self._hooks.emit("failover", from_provider=self._previous, to_provider=name, error=self.last_error)
+        self._hooks.emit("attempt_start", provider=name, model=model, attempt=len(self.attempts) + 1)
 
     def timeout(self) -> float | None:
         return self.deadline.remaining()
@@ -193,14 +209,21 @@ class _Run:
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self._started) * 1000, 3)
 
-    def succeeded(self, name: str, model: str) -> list[Attempt]:
+    def succeeded(self, name: str, model: str, usage: Usage | None = None) -> list[Attempt]:
         self.attempts.append(Attempt(name, model, "ok", self._elapsed_ms()))
+        if self._hooks:
+            self._hooks.emit("attempt_end", provider=name, model=model, attempt=len(self.attempts), outcome="ok",
+                             elapsed_ms=self.attempts[-1].elapsed_ms, error=None, usage=usage)
         return self.attempts
 
     def record(self, name: str, model: str, exc: ProviderError) -> None:
         self.attempts.append(Attempt(name, model, "error", self._elapsed_ms(), type(exc).__name__,
                                      redact(str(exc))[:300], exc.status))
         self.last_error = exc
+        self._previous = name
+        if self._hooks:
+            self._hooks.emit("attempt_end", provider=name, model=model, attempt=len(self.attempts), outcome="error",
+                             elapsed_ms=self.attempts[-1].elapsed_ms, error=exc, usage=None)
 
     def failed(self, name: str, model: str, exc: ProviderError) -> None:
         """Record the failure; raise it at once unless a trigger matches; else plan a retry
@@ -209,12 +232,15 @@ class _Run:
         if not any(trigger.matches(exc) for trigger in self.config.triggers):
             exc.attempts = list(self.attempts)  # type: ignore[attr-defined]
             raise exc
-        if exc.retryable and name == self.config.primary_name:
-            retries = sum(1 for a in self.attempts if a.provider == name)
+        retries = sum(1 for a in self.attempts if a.provider == name)
+        if exc.retryable and name == self.config.primary_name and retries <= self.config.primary_retries:
             wait = self.config.retry_policy.delay(retries, exc.retry_after)
             left = self.deadline.remaining()
             if wait is not None and (left is None or wait < left):
-                self._wait = wait or 1e-9  # truthy marks "retry", even without a pause
+                self._wait = wait
+                if self._hooks:
+                    self._hooks.emit("retry", provider=name, model=model, attempt=len(self.attempts),
+                                     wait=wait, error=exc)
 
     def exhausted(self) -> AllProvidersFailedError:
         reason = "deadline exceeded" if self.deadline.expired() else "all providers failed"
@@ -250,7 +276,7 @@ class FailoverClient(Provider):
                 run.failed(name, attempt_request.model, exc)
                 continue
             response.provider = name
-            response.attempts = run.succeeded(name, attempt_request.model)
+            response.attempts = run.succeeded(name, attempt_request.model, response.usage)
             return response
         raise run.exhausted() from run.last_error
 
@@ -269,7 +295,7 @@ class FailoverClient(Provider):
                         break
                 else:
                     yield from sent
-                    yield StreamChunk(provider=name, attempts=run.succeeded(name, attempt_request.model))
+                    yield StreamChunk(provider=name, attempts=run.succeeded(name, attempt_request.model, _usage(sent)))
                     return
                 yield from sent
                 for chunk in stream:
@@ -284,7 +310,7 @@ class FailoverClient(Provider):
                 continue
             finally:
                 stream.close()
-            yield StreamChunk(provider=name, attempts=run.succeeded(name, attempt_request.model))
+            yield StreamChunk(provider=name, attempts=run.succeeded(name, attempt_request.model, _usage(sent)))
             return
         raise run.exhausted() from run.last_error
 
@@ -303,6 +329,11 @@ class FailoverClient(Provider):
 
 
 FailoverProvider = FailoverClient
+
+
+def _usage(chunks: list[StreamChunk]) -> Usage | None:
+    """The usage a stream reported (its last report is the total)."""
+    return next((c.usage for c in reversed(chunks) if c.usage is not None), None)
 
 
 def collect_partial(chunks: list[StreamChunk]) -> CompletionResponse:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping
 from .errors import FailoverClientError, MissingCredentialsError, NotSupportedError, ResponseDecodeError, redact
 from .retry import Deadline
 from .streaming import StreamDecodeError
-from .types import CompletionRequest, CompletionResponse, StreamChunk
+from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult
 
 if TYPE_CHECKING:
     import requests
@@ -48,7 +48,9 @@ class Provider:
     def _unsupported(self, operation: str) -> NotSupportedError:
         return NotSupportedError(f"{operation} is not supported by {type(self).__name__}", provider=self.name)
 
-    def count_tokens(self, request: Any) -> Any:
+    def count_tokens(self, request: TokenCountRequest | CompletionRequest, *,
+                     timeout: float | None = None) -> TokenCountResult:
+        """Input tokens the prompt would use (see ``supports_token_counting``)."""
         raise self._unsupported("count_tokens")
 
     def create_batch(self, requests: Any) -> Any:

@@ -496,3 +496,35 @@ def iter_text(chunks: Iterable[StreamChunk]) -> Iterator[str]:
     for chunk in chunks:
         if chunk.text:
             yield chunk.text
+
+
+@dataclass
+class TokenCountRequest(JsonMixin):
+    """What a prompt would cost in input tokens: the prompt-side fields of a CompletionRequest."""
+
+    model: str
+    messages: list[Message]
+    system: str | list[TextBlock] | None = field(default=None, metadata=_codec(_decode_blocks))
+    tools: list[ToolDefinition] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: ThinkingConfig | None = None
+
+    @classmethod
+    def from_request(cls, request: CompletionRequest) -> TokenCountRequest:
+        return cls(request.model, request.messages, request.system, request.tools, request.tool_choice,
+                   request.thinking)
+
+    def as_request(self) -> CompletionRequest:
+        """The same prompt as a CompletionRequest, for code that maps one to the wire."""
+        return CompletionRequest(self.model, self.messages, system=self.system, tools=self.tools,
+                                 tool_choice=self.tool_choice, thinking=self.thinking)
+
+
+@dataclass
+class TokenCountResult(JsonMixin):
+    """``exact`` is False when the count is a local estimate rather than the provider's own."""
+
+    input_tokens: int
+    exact: bool = True
+    model: str = ""
+    provider: str | None = None

@@ -306,3 +306,21 @@ def test_64_threads_share_one_failover_client(fake_provider):
     assert sorted(r.body["messages"][0]["content"] for r in fake_provider.requests_for("backup")) == sorted(
         f"q{i}" for i in range(256))  # every request answered exactly once
     client.close()
+
+
+def test_hooks_hear_attempts_retries_and_failovers_and_never_break_a_request(fake_provider, caplog):
+    fake_provider.script("a", Fault.status(500), Fault.status(500))
+    fake_provider.script("b", Reply(text="ok", usage={"input": 5, "output": 2}))
+    heard = []
+    config = chain(fake_provider, "a", "b").retry_primary(1)
+    for event in ("attempt_start", "attempt_end", "retry", "failover"):
+        config.on(event, lambda event=event, **payload: heard.append((event, payload.get("provider")
+                                                                      or payload.get("to_provider"))))
+    config.on("attempt_end", lambda **payload: 1 / 0)  # a broken hook must not break the call
+    response = FailoverClient(config).complete(ask())
+    assert response.provider == "b"
+    assert heard == [("attempt_start", "a"), ("attempt_end", "a"), ("retry", "a"), ("attempt_start", "a"),
+                     ("attempt_end", "a"), ("failover", "b"), ("attempt_start", "b"), ("attempt_end", "b")]
+    assert sum("attempt_end hook raised" in r.getMessage() for r in caplog.records) == 1  # logged once
+    with pytest.raises(InvalidArgumentError, match="unknown event"):
+        config.on("attempt_begin", print)
