@@ -50,15 +50,24 @@ def demo(out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def add_demo_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("demo", help="show failover against the built-in fake provider (no keys, no network)")
+    parser.set_defaults(run=lambda args: demo())
+
+
+# Each command module adds its sub-commands here; a sub-command sets ``run(args) -> exit code``.
+COMMANDS = [
+    add_demo_command,
+]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="failover-client", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="show failover against the built-in fake provider (no keys, no network)")
+    for add_commands in COMMANDS:
+        add_commands(commands)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo()
-    parser.error(f"unknown command {args.command!r}")
-    return 2
+    return int(args.run(args))
 
 
 if __name__ == "__main__":
