@@ -20,6 +20,7 @@ _KEY_PATTERNS = re.compile(
     r"\bsk-[A-Za-z0-9_\-*.]{6,}"  # OpenAI / Anthropic / DeepSeek style keys, incl. masked echoes
     r"|AIza[0-9A-Za-z_\-]{20,}"  # Google API keys
     r"|AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}"  # AWS access key ids
+    r"|ya29\.[0-9A-Za-z_\-]{10,}"  # Google OAuth access tokens
 )
 _PREFIXED_SECRETS = re.compile(
     r"([Bb]earer\s+|[?&;](?:key|api_key|apikey|api-key|token|access_token)=)[A-Za-z0-9._~+/=\-]{8,}"
@@ -181,12 +182,23 @@ class AllProvidersFailedError(FailoverClientError):
         return f"{self.args[0]}: {tried}" if tried else str(self.args[0])
 
 
+class BudgetExceededError(FailoverClientError):
+    """A UsageTracker's spending limit is used up: the call was refused before anything was sent.
+    ``spent`` and ``budget`` are in US dollars."""
+
+    def __init__(self, message: str = "the budget is spent", *, spent: float | None = None,
+                 budget: float | None = None) -> None:
+        super().__init__(message)
+        self.spent = spent
+        self.budget = budget
+
+
 # --- HTTP status + body -> exception class --------------------------------------------------
 
 _CONTEXT_MARKERS = re.compile(
     r"context_length_exceeded|context length|context window|prompt is too long|input is too long"
     r"|too many (input )?tokens|maximum number of tokens|exceeds the maximum|input too long"
-    r"|reduce the length|string_above_max_length|model_context_window_exceeded",
+    r"|reduce the length|string_above_max_length|model_context_window_exceeded|input tokens exceed",
     re.IGNORECASE,
 )
 _FILTER_MARKERS = re.compile(
@@ -196,6 +208,10 @@ _FILTER_MARKERS = re.compile(
 )
 _QUOTA_MARKERS = re.compile(r"insufficient_quota|billing|exceeded your current quota|credit balance",
                             re.IGNORECASE)
+# Google answers a bad key with 400 INVALID_ARGUMENT (ErrorInfo reason API_KEY_INVALID).
+_AUTH_MARKERS = re.compile(r"API_KEY_INVALID|API key not valid|API key expired", re.IGNORECASE)
+# Google's hint is a google.rpc.RetryInfo detail in the body, a proto Duration such as "37s" or "0.5s".
+_RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
 
 _STATUS_CLASSES: dict[int, type[ProviderError]] = {
     400: InvalidRequestError, 401: AuthenticationError, 402: QuotaExceededError,
@@ -203,6 +219,18 @@ _STATUS_CLASSES: dict[int, type[ProviderError]] = {
     409: ServerError, 413: InvalidRequestError, 422: InvalidRequestError, 429: RateLimitError,
     498: AuthenticationError, 500: ServerError, 502: ServerError, 503: OverloadedError,
     504: ServerError, 529: OverloadedError,
+}
+# Error codes that name the class whatever the status: AWS sends its exception type in the
+# x-amzn-errortype header, and a throttle or an unready model is not always a 429/503.
+_CODE_CLASSES: dict[str, type[ProviderError]] = {
+    "throttlingexception": RateLimitError,
+    "serviceunavailableexception": OverloadedError,
+    "modelnotreadyexception": OverloadedError,
+    "modeltimeoutexception": ProviderTimeoutError,
+    "accessdeniedexception": AuthenticationError,
+    "unrecognizedclientexception": AuthenticationError,
+    "invalidsignatureexception": AuthenticationError,
+    "expiredtokenexception": AuthenticationError,
 }
 
 
@@ -226,8 +254,13 @@ def parse_error_body(body: str) -> tuple[str, str | None]:
         return err, None
     if not isinstance(err, dict):
         return str(err)[:200], None
-    message = err.get("message") or data.get("message") or err.get("Message") or ""
-    code = err.get("code") or err.get("status") or err.get("type") or data.get("__type")
+    message = err.get("message") or data.get("message") or err.get("Message") or data.get("detail") or ""
+    if not isinstance(message, str):  # FastAPI-style hosts send {"detail": [{...}, ...]}
+        message = json.dumps(message)[:300]
+    code = err.get("code")
+    if isinstance(code, int) and isinstance(err.get("status"), str):
+        code = err["status"]  # Google: the numeric code repeats the HTTP status, "status" names the error
+    code = code or err.get("status") or err.get("type") or data.get("__type")
     inner = err.get("innererror")
     if isinstance(inner, dict) and inner.get("code"):
         code = f"{code} {inner['code']}"
@@ -239,21 +272,30 @@ def _html_title(body: str) -> str | None:
     return f"non-JSON error page: {match.group(1).strip()}" if match else None
 
 
-def error_for_status(status: int, body: str, **fields: Any) -> ProviderError:
+def error_for_status(status: int, body: str, *, code: str | None = None, **fields: Any) -> ProviderError:
     """The exception for a non-2xx answer: the status picks a class, then the provider's error
-    code or message refines it (context length, content filter, exhausted quota)."""
-    message, code = parse_error_body(body)
-    cls = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else InvalidRequestError)
+    code or message refines it (context length, content filter, exhausted quota).  ``code`` is
+    the error code when it travels outside the body (AWS's x-amzn-errortype header)."""
+    message, body_code = parse_error_body(body)
+    code = body_code or code
+    cls = (_CODE_CLASSES.get((code or "").lower()) or _STATUS_CLASSES.get(status)
+           or (ServerError if status >= 500 else InvalidRequestError))
     marker_text = f"{code or ''} {message}"
     if cls is InvalidRequestError or status == 403:
         if _CONTEXT_MARKERS.search(marker_text):
             cls = ContextLengthExceededError
         elif _FILTER_MARKERS.search(marker_text):
             cls = ContentFilteredError
-    elif cls is RateLimitError and _QUOTA_MARKERS.search(marker_text):
-        cls = QuotaExceededError
+        elif _AUTH_MARKERS.search(marker_text):
+            cls = AuthenticationError
+    elif cls is RateLimitError and code != "RESOURCE_EXHAUSTED" and _QUOTA_MARKERS.search(marker_text):
+        cls = QuotaExceededError  # Google words every per-minute limit as "exceeded your current quota"
     if cls is ServerError and code and "overloaded" in code.lower():
         cls = OverloadedError
+    if fields.get("retry_after") is None:
+        delay = _RETRY_DELAY.search(body)
+        if delay:
+            fields["retry_after"] = float(delay.group(1))
     return cls(message or f"HTTP {status}", status=status, body=body, code=code, **fields)
 
 
@@ -263,7 +305,10 @@ def error_for_event(error: Any, **fields: Any) -> ProviderError:
     body = json.dumps({"error": error})
     message, code = parse_error_body(body)
     kind = (code or "").lower()
-    if "overloaded" in kind:
+    http_code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(http_code, int) and 400 <= http_code < 600:
+        status = http_code  # Google's error objects carry the HTTP status they stand for
+    elif "overloaded" in kind:
         status = 529
     elif "rate_limit" in kind or "resource_exhausted" in kind or "throttl" in kind:
         status = 429

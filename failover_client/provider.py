@@ -144,11 +144,10 @@ class HttpProvider(Provider):
 
             with self._transport_lock:
                 if self._transport is None:
-                    key = self.api_key()
+                    auth_headers, secrets = self._credentials()
                     self._transport = Transport(
-                        self.base_url, provider=self.name,
-                        headers={**self._auth_headers(key), **self._extra_headers},
-                        secrets=(key,), **self._transport_options)
+                        self.base_url, provider=self.name, headers={**auth_headers, **self._extra_headers},
+                        secrets=secrets, **self._transport_options)
                 transport = self._transport
         return transport
 
@@ -160,11 +159,26 @@ class HttpProvider(Provider):
 
     # --- what a wire protocol fills in --------------------------------------------------
 
+    def _credentials(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        """(headers that authenticate every request, secrets to redact from error text), resolved
+        once, at first use.  A protocol with other credentials than one API key overrides this."""
+        key = self.api_key()
+        return self._auth_headers(key), (key,)
+
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         raise NotImplementedError
 
+    def _request_headers(self, path: str, body: bytes, stream: bool) -> Mapping[str, str] | None:
+        """Headers made for one request: a stream's Accept headers here; a protocol that signs
+        every request (AWS SigV4: the signature covers the time, path and body) adds them."""
+        return self._stream_headers if stream else None
+
     def _path(self, request: CompletionRequest, stream: bool) -> str:
         return self.chat_path
+
+    def _params(self, request: CompletionRequest, stream: bool) -> Mapping[str, str] | None:
+        """Query parameters of one call (Azure's ``api-version``); none by default."""
+        return None
 
     def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
         return self.wire.request(request, stream)
@@ -182,9 +196,11 @@ class HttpProvider(Provider):
         body = self._body(request, stream)
         if request.extra:
             body.update(request.extra)
-        return self.transport().request(
-            "POST", self._path(request, stream), body=dumps(body),
-            headers=self._stream_headers if stream else None, deadline=deadline, model=request.model)
+        transport = self.transport()
+        path, payload = self._path(request, stream), dumps(body)
+        return transport.request("POST", path, body=payload, params=self._params(request, stream),
+                                 headers=self._request_headers(path, payload, stream),
+                                 deadline=deadline, model=request.model)
 
     _stream_headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 

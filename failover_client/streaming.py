@@ -1,8 +1,9 @@
 """Incremental byte-level decoders for streamed LLM responses.
 
-Providers stream Server-Sent Events (OpenAI, Anthropic, Gemini, OpenRouter) or
-newline-delimited JSON (Ollama). ``requests.Response.iter_lines()`` is not fit
-for that job:
+Providers stream Server-Sent Events (OpenAI, Anthropic, Gemini, OpenRouter),
+newline-delimited JSON (Ollama) or AWS's binary event stream (Bedrock, see
+:func:`iter_aws_events`). ``requests.Response.iter_lines()`` is not fit for the
+text ones:
 
 * it splits each chunk on its own, so a ``\\r\\n`` cut between two chunks
   becomes two line ends, i.e. a spurious blank line that dispatches an SSE
@@ -21,17 +22,21 @@ are pure: no I/O, stdlib only, fed any iterable of raw byte chunks.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-__all__ = ["StreamDecodeError", "iter_ndjson", "iter_sse", "loads_event"]
+__all__ = ["AwsEvent", "StreamDecodeError", "iter_aws_events", "iter_ndjson", "iter_sse", "loads_event"]
 
 _BOM = b"\xef\xbb\xbf"
 
 
 class StreamDecodeError(ValueError):
-    """A complete line of the stream is not valid UTF-8."""
+    """The stream's bytes do not decode: a complete line that is not valid UTF-8, or an AWS
+    event-stream message with a bad checksum, impossible lengths or malformed headers."""
 
 
 def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
@@ -161,3 +166,141 @@ def loads_event(text: str) -> Any:
     if end != len(text) and text[end:].strip():
         return json.loads(text)
     return value
+
+
+# --- AWS event stream (application/vnd.amazon.eventstream) ------------------------------------
+
+# Limits botocore enforces: a length above them is corruption, not a message to wait for.
+AWS_MAX_HEADERS_LENGTH = 128 * 1024
+AWS_MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
+_PRELUDE = struct.Struct(">III")  # total length, headers length, CRC32 of the first 8 bytes
+_CRC = struct.Struct(">I")
+_MIN_MESSAGE = _PRELUDE.size + _CRC.size
+
+
+class AwsEvent(NamedTuple):
+    """One event-stream message: its headers (``:event-type``, ``:message-type``...), read-only
+    because messages with the same header bytes share them, and its raw payload bytes (JSON for
+    Bedrock)."""
+
+    headers: Mapping[str, Any]
+    payload: bytes
+
+
+def iter_aws_events(chunks: Iterable[bytes]) -> Iterator[AwsEvent]:
+    """Yield each message of an AWS event stream, fed raw bytes cut anywhere.
+
+    Framing (big-endian): total length (4), headers length (4), CRC32 of those 8 bytes (4),
+    headers, payload, CRC32 of everything before it (4).  Both checksums are verified; a
+    mismatch, an impossible length, malformed headers or a stream that ends inside a message
+    raises StreamDecodeError.  Only the unfinished message is kept between chunks (as a list of
+    pieces joined once it is complete, so a message spread over many reads costs linear time),
+    and lengths above botocore's limits are refused before waiting for them: memory stays
+    bounded by one message however long the stream runs.
+    """
+    pieces: list[bytes] = []  # an unfinished message
+    have = 0
+    need = _PRELUDE.size  # bytes the unfinished message must reach before it is worth parsing
+    number = 0  # messages decoded so far, to say which one was bad
+    headers_seen: dict[bytes, Mapping[str, Any]] = {}  # streams repeat a handful of header blocks
+    for chunk in chunks:
+        if pieces:
+            pieces.append(chunk)
+            have += len(chunk)
+            if have < need:
+                continue
+            data = b"".join(pieces)
+        else:
+            data = chunk
+        pos = 0
+        size = len(data)
+        while True:
+            left = size - pos
+            if left < _PRELUDE.size:
+                need = _PRELUDE.size
+                break
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(data, pos)
+            _check_prelude(data, pos, total, headers_length, prelude_crc, number)
+            if left < total:
+                need = total
+                break
+            end = pos + total
+            if zlib.crc32(memoryview(data)[pos : end - 4]) != _CRC.unpack_from(data, end - 4)[0]:
+                raise StreamDecodeError(
+                    f"AWS event stream message {number}: message CRC32 mismatch (the message is corrupt)")
+            payload_at = pos + 12 + headers_length
+            raw_headers = data[pos + 12 : payload_at]
+            headers = headers_seen.get(raw_headers)
+            if headers is None:
+                headers = MappingProxyType(_aws_headers(raw_headers, number))
+                if len(headers_seen) < 64:
+                    headers_seen[raw_headers] = headers
+            yield AwsEvent(headers, data[payload_at : end - 4])
+            number += 1
+            pos = end
+        rest = data[pos:] if pos else data
+        pieces = [rest] if rest else []
+        have = len(rest)
+    if pieces:
+        raise StreamDecodeError(
+            f"AWS event stream ended inside message {number} ({have} bytes of an unfinished message)")
+
+
+def _check_prelude(data: bytes, pos: int, total: int, headers_length: int, crc: int, number: int) -> None:
+    """Reject a prelude whose checksum or lengths are wrong, before waiting for its message."""
+    if zlib.crc32(data[pos : pos + 8]) != crc:
+        raise StreamDecodeError(f"AWS event stream message {number}: prelude CRC32 mismatch (the stream is corrupt)")
+    payload_length = total - headers_length - _MIN_MESSAGE
+    if headers_length > AWS_MAX_HEADERS_LENGTH or not 0 <= payload_length <= AWS_MAX_PAYLOAD_LENGTH:
+        raise StreamDecodeError(
+            f"AWS event stream message {number}: impossible lengths (total {total}, headers {headers_length})")
+
+
+# Header value types 2-5 and 8 are fixed-size signed big-endian integers (8: a timestamp in ms).
+_HEADER_INTS = {2: struct.Struct(">b"), 3: struct.Struct(">h"), 4: struct.Struct(">i"), 5: struct.Struct(">q"),
+                8: struct.Struct(">q")}
+_LENGTH16 = struct.Struct(">H")
+
+
+def _aws_headers(raw: bytes, number: int) -> dict[str, Any]:
+    """Decode a header block: name length (1), name, type (1), typed value.  Types: 0 true,
+    1 false, 2 int8, 3 int16, 4 int32, 5 int64, 6 bytes, 7 string, 8 timestamp (int64 ms since
+    the epoch), 9 UUID (16 bytes)."""
+    headers: dict[str, Any] = {}
+    pos = 0
+    try:
+        while pos < len(raw):
+            name_end = pos + 1 + raw[pos]
+            name = raw[pos + 1 : name_end].decode()
+            kind = raw[name_end]
+            pos = name_end + 1
+            value: Any
+            if kind == 7 or kind == 6:
+                size = _LENGTH16.unpack_from(raw, pos)[0]
+                data = raw[pos + 2 : pos + 2 + size]
+                if len(data) != size:
+                    raise IndexError
+                value = data.decode() if kind == 7 else data
+                pos += 2 + size
+            elif kind in _HEADER_INTS:
+                codec = _HEADER_INTS[kind]
+                value = codec.unpack_from(raw, pos)[0]
+                pos += codec.size
+            elif kind == 0 or kind == 1:
+                value = kind == 0
+            elif kind == 9:
+                import uuid  # rare: imported only when a stream carries a UUID
+
+                value = uuid.UUID(bytes=raw[pos : pos + 16])
+                pos += 16
+            else:
+                raise StreamDecodeError(f"AWS event stream message {number}: unknown header type {kind} for {name!r}")
+            if name in headers:
+                raise StreamDecodeError(f"AWS event stream message {number}: header {name!r} appears twice")
+            headers[name] = value
+    except (IndexError, ValueError, struct.error) as exc:
+        if isinstance(exc, StreamDecodeError):
+            raise
+        detail = exc or "truncated"
+        raise StreamDecodeError(f"AWS event stream message {number}: malformed headers ({detail})") from None
+    return headers

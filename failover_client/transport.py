@@ -31,7 +31,7 @@ import urllib3.exceptions as u3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from . import __version__
+from . import __version__, cancel
 from .errors import (
     FailoverClientError,
     InvalidArgumentError,
@@ -80,6 +80,13 @@ def translate(exc: BaseException, **fields: Any) -> ProviderError:
     if isinstance(reason, (requests.RequestException, u3.HTTPError, OSError)):
         return NetworkError(text, **fields)
     raise exc  # not a transport failure: a bug, let it surface unchanged
+
+
+def _header_error_code(headers: Mapping[str, str]) -> str | None:
+    """The error code a header names: AWS sends ``x-amzn-errortype: ThrottlingException:http://...``
+    (the type is what precedes the first ``:``, after any ``namespace#``)."""
+    value = headers.get("x-amzn-errortype")
+    return value.split(":", 1)[0].rpartition("#")[2] or None if value else None
 
 
 class HttpResponse:
@@ -232,6 +239,7 @@ class Transport:
     def _new_session(self) -> requests.Session:
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_maxsize, max_retries=0)
+        adapter.poolmanager.pool_classes_by_scheme = cancel.POOL_CLASSES  # hedged attempts can be cut off
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -298,7 +306,7 @@ class Transport:
         finally:
             resp.close()
         exc = error_for_status(status, redact(text, self._secrets), request_id=request_id,
-                               retry_after=parse_retry_after(headers), **fields)
+                               retry_after=parse_retry_after(headers), code=_header_error_code(headers), **fields)
         should_retry = headers.get("x-should-retry")
         if should_retry in ("true", "false"):
             exc.retryable = should_retry == "true"

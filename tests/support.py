@@ -1,16 +1,43 @@
 """Helpers the tests share: providers pointed at the fake server, and a short request."""
 
 from failover_client import CompletionRequest, Message
-from failover_client.providers import AnthropicProvider, OpenAIProvider
+from failover_client.providers import (
+    AnthropicProvider,
+    AzureOpenAIProvider,
+    BedrockProvider,
+    CohereProvider,
+    GeminiProvider,
+    OllamaProvider,
+    OpenAIProvider,
+    VertexProvider,
+)
+from failover_client.testing._bedrock import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 
 PROTOCOLS = {  # protocol name (as the fake server knows it) -> provider class, one line each
     "openai": OpenAIProvider,
     "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "vertex": VertexProvider,  # Gemini models on Vertex AI (Claude on Vertex: tests/test_vertex_provider.py)
+    "cohere": CohereProvider,
+    "ollama": OllamaProvider,
+    "azure": AzureOpenAIProvider,
+    "bedrock": BedrockProvider,
+}
+
+OPTIONS = {  # constructor arguments a protocol needs besides a key and a base URL
+    "azure": {"api_version": "2024-10-21"},
+    # an OAuth access token instead of an API key
+    "vertex": {"api_key": None, "access_token": "ya29.fake-access-token-0123456789", "project": "test-project",
+               "location": "us-central1"},
+    # SigV4 with a key pair the fake server knows (api_key None: no bearer key as well)
+    "bedrock": {"api_key": None, "region": "us-east-1", "aws_access_key_id": TEST_ACCESS_KEY_ID,
+                "aws_secret_access_key": TEST_SECRET_ACCESS_KEY},
 }
 
 
 def make_provider(server, name, protocol, **options):
     """A provider of ``protocol`` talking to the fake server's route ``name``."""
+    options = {**OPTIONS.get(protocol, {}), **options}
     options.setdefault("api_key", "sk-test-key-0123456789")
     return PROTOCOLS[protocol](base_url=server.base_url(name, protocol), name=name, **options)
 

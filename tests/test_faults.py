@@ -19,7 +19,7 @@ from failover_client import (
 )
 from failover_client.testing import Fault, Reply
 
-from support import ask, make_provider
+from support import PROTOCOLS, ask, make_provider
 
 LONG = Reply(text="one two three four five six seven eight nine ten")
 READ_TIMEOUT = 0.3
@@ -46,9 +46,17 @@ FAULTS = {
                                   ProviderTimeoutError),
     "truncated": (Fault.truncated_stream(after_events=0), ResponseDecodeError, NetworkError),
     "malformed json": (Fault.malformed_json(), ResponseDecodeError, ResponseDecodeError),
-    # OpenAI reports a mid-stream overload as a server_error object; Anthropic as overloaded_error
+    # OpenAI (and Azure) report a mid-stream overload as a server_error object; Anthropic as
+    # overloaded_error; Cohere as message-end with finish_reason ERROR and Ollama as an
+    # {"error": "..."} line, neither of which names a kind of error
     "error event": (Fault.stream_error_event(0, "overloaded_error", "Overloaded"), OverloadedError,
-                    {"openai": ServerError, "anthropic": OverloadedError}),
+                    {"openai": ServerError, "anthropic": OverloadedError, "cohere": ServerError,
+                     "ollama": ServerError, "azure": ServerError,
+                     # Bedrock sends a serviceUnavailableException frame: overloaded, as its 503 is
+                     "bedrock": OverloadedError,
+                     # Gemini and Vertex send {"error": {"code": 503, "status": "UNAVAILABLE"}}: the
+                     # HTTP code inside says overloaded
+                     "gemini": OverloadedError, "vertex": OverloadedError}),
     "empty 200": (Fault.empty_200(), ResponseDecodeError, NetworkError),
 }
 # faults that can also strike after output has reached the caller
@@ -61,6 +69,11 @@ AFTER_OUTPUT = {
 MODES = ("complete", "stream")
 # a trickle spends the whole deadline on the primary: nothing is left for a fallback
 EATS_THE_DEADLINE = {"trickle past the deadline"}
+# (fault, protocol) pairs whose streamed fault strikes after output: Gemini's first event already
+# carries text (there is no opening event such as OpenAI's role delta or Anthropic's
+# message_start), so malformed JSON in the second event interrupts the stream instead of failing over;
+# so does Ollama's first NDJSON line
+AFTER_FIRST_OUTPUT = {("malformed json", "gemini"), ("malformed json", "vertex"), ("malformed json", "ollama")}
 OUTCOMES: list[tuple[str, ...]] = []
 
 
@@ -104,6 +117,13 @@ def test_failover_client_falls_back_on_every_fault(fake_provider, protocol, mode
         assert [r.name for r in fake_provider.requests] == ["primary"]
         OUTCOMES.append((fault_name, protocol, mode, "primary: " + expected, outcome.__name__ + " (deadline)"))
         return
+    if mode == "stream" and (fault_name, protocol) in AFTER_FIRST_OUTPUT:
+        with pytest.raises(StreamInterruptedError) as info:
+            run(FailoverClient(config), mode)
+        assert info.value.partial_text == "Hello!" and type(info.value.__cause__).__name__ == expected
+        assert [r.name for r in fake_provider.requests] == ["primary"]
+        OUTCOMES.append((fault_name, protocol, mode, "primary: " + expected, "StreamInterruptedError (after output)"))
+        return
     response = run(FailoverClient(config), mode)
     assert response.text == "served by backup" and response.provider == "backup"
     assert [(a.provider, a.outcome, a.error_type) for a in response.attempts] == [
@@ -133,4 +153,4 @@ def test_print_the_outcome_table(capsys):
         print(f"\n{'fault':<28} {'protocol':<10} {'mode':<9} {'error':<36} outcome")
         for row in OUTCOMES:
             print(f"{row[0]:<28} {row[1]:<10} {row[2]:<9} {row[3]:<36} {row[4]}")
-    assert len(OUTCOMES) == len(FAULTS) * len(MODES) * 2 + len(AFTER_OUTPUT) * 2
+    assert len(OUTCOMES) == (len(FAULTS) * len(MODES) + len(AFTER_OUTPUT)) * len(PROTOCOLS)

@@ -8,6 +8,16 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {  # class name -> module, one line per provider class
     "OpenAIProvider": "openai",
     "AnthropicProvider": "anthropic",
+    "GeminiProvider": "gemini",
+    "VertexProvider": "vertex",
+    "BedrockProvider": "bedrock",
+    "CohereProvider": "cohere",
+    "OllamaProvider": "ollama",
+    "AzureOpenAIProvider": "azure",
+    "names": "registry",
+    "create": "registry",
+    "from_env": "registry",
+    "resolve": "registry",
 }
 __all__ = sorted(_WHERE)
 
@@ -22,3 +32,4 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .anthropic import AnthropicProvider
     from .openai import OpenAIProvider
+    from .registry import create, from_env, names, resolve

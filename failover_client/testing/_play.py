@@ -69,12 +69,6 @@ def _halves(body: bytes) -> tuple[bytes, bytes]:
     return body[: len(body) // 2], body[len(body) // 2 :]
 
 
-def _corrupt(event: bytes) -> bytes:
-    """The same event with its JSON cut in half."""
-    head, marker, payload = event.partition(b"data: ")
-    return head + marker + payload[: len(payload) // 2].rstrip(b"\r\n") + b"\n\n"
-
-
 def _html_error(fault: Fault, reply: Reply, call: Call, protocol: Protocol, conn: Connection) -> None:
     code = fault.http_status or 502
     page = HTML_PAGE.format(code=code, phrase=HTTPStatus(code).phrase).encode()
@@ -134,7 +128,7 @@ def _truncated_stream(fault: Fault, reply: Reply, call: Call, protocol: Protocol
 def _malformed_json(fault: Fault, reply: Reply, call: Call, protocol: Protocol, conn: Connection) -> None:
     if call.stream:
         events = _open_stream(reply, call, protocol, conn)
-        _write(conn, [events[0], _corrupt(events[1])])
+        _write(conn, [events[0], protocol.corrupt(events[1])])
         conn.end()
     else:
         conn.send(protocol.ok(reply, _halves(protocol.render(reply, call))[0]))

@@ -48,11 +48,15 @@ class ErrorSpec:
 
 @dataclass(frozen=True)
 class Call:
-    """A validated request as the renderers see it."""
+    """A validated request as the renderers see it; `path` is the route after the provider-name
+    prefix and `query` its query string, for protocols whose URL says what is asked."""
 
     name: str
     body: Mapping[str, Any]
     headers: Mapping[str, str]
+    path: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+    raw_body: bytes = b""  # the body as received, for a protocol that checks a signature over it
 
     @property
     def stream(self) -> bool:
@@ -127,6 +131,17 @@ class Protocol(ABC):
     def reject(self, headers: Mapping[str, str], body: Any, json_ok: bool) -> ErrorSpec | None:
         """The error a real server gives this request (auth, headers, body), or None."""
 
+    def call(self, name: str, body: Mapping[str, Any], headers: Mapping[str, str], path: str,
+             query: Mapping[str, str]) -> Call:
+        """The Call a request makes.  A protocol whose URL decides the model or whether to stream
+        (Gemini's `:streamGenerateContent`) returns a Call subclass that reads it from `path`."""
+        return Call(name, body, headers, path, query)
+
+    def check(self, call: Call, json_ok: bool) -> ErrorSpec | None:
+        """The real API's checks of a request: by default `reject`'s (headers and body); a
+        protocol whose route matters (model, method, query) checks that here as well."""
+        return self.reject(call.headers, call.body, json_ok)
+
     @abstractmethod
     def wrong_key(self, key: str) -> ErrorSpec:
         """The 401 for a well-formed but unknown API key."""
@@ -154,6 +169,11 @@ class Protocol(ABC):
     @abstractmethod
     def response_headers(self) -> dict[str, str]:
         """Headers the real API puts on every response (request id, rate limits...)."""
+
+    def corrupt(self, event: bytes) -> bytes:
+        """The event made unparseable (Fault.malformed_json): an SSE event with its JSON cut in half."""
+        head, marker, payload = event.partition(b"data: ")
+        return head + marker + payload[: len(payload) // 2].rstrip(b"\r\n") + b"\n\n"
 
     def error_response(self, spec: ErrorSpec) -> HttpResponse:
         headers = {**self.response_headers(), "content-type": self.error_type}
