@@ -331,7 +331,7 @@ class Attempt(JsonMixin):
 
     provider: str
     model: str
-    outcome: str  # "ok", "error" or "skipped"
+    outcome: str  # "ok", "error", "skipped" (circuit open, held, rate limited) or "cancelled" (a lost hedge)
     elapsed_ms: float = 0.0
     error_type: str | None = None
     error: str | None = None
@@ -361,6 +361,14 @@ class CompletionResponse(JsonMixin):
     @property
     def thinking(self) -> str:
         return "".join(b.thinking for b in self.content if isinstance(b, ThinkingBlock))
+
+    @property
+    def cost(self) -> float | None:
+        """US dollars for this answer at the model registry's prices (failover_client.models);
+        None when the model or a price it needs is unknown."""
+        from .models import cost_of
+
+        return cost_of(self.usage, self.model, provider=self.provider)
 
     def to_message(self) -> Message:
         """The answer as the assistant turn to send back in a conversation."""
@@ -528,3 +536,137 @@ class TokenCountResult(JsonMixin):
     exact: bool = True
     model: str = ""
     provider: str | None = None
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+class BatchStatus(str, Enum):
+    """A batch job's state in one vocabulary for every provider (``BatchJob.raw_status`` keeps
+    the provider's own word).  OpenAI's statuses map one to one; Anthropic's ``in_progress`` is
+    IN_PROGRESS, ``canceling`` CANCELLING, and ``ended`` is CANCELLED when a cancel was asked
+    for, EXPIRED when requests expired, else COMPLETED."""
+
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def done(self) -> bool:
+        """True once the job will change no more (results, if any, can be read)."""
+        return self in (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.EXPIRED, BatchStatus.CANCELLED)
+
+
+class BatchResultStatus(str, Enum):
+    """What became of one request of a batch: SUCCEEDED carries a response, ERRORED an error;
+    CANCELLED and EXPIRED requests never ran (or, in the thread-pool runner, never finished)."""
+
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+@dataclass
+class BatchRequest(JsonMixin):
+    """One request of a batch, with the id its result will carry."""
+
+    custom_id: str
+    request: CompletionRequest
+
+
+@dataclass
+class BatchCounts(JsonMixin):
+    """How many requests of a job are in each state (``total`` is their sum)."""
+
+    total: int = 0
+    processing: int = 0
+    succeeded: int = 0
+    errored: int = 0
+    cancelled: int = 0
+    expired: int = 0
+
+
+@dataclass
+class BatchJob(JsonMixin):
+    """A provider-side batch.  Times are Unix seconds (UTC) whatever the provider sends (OpenAI
+    sends epoch seconds, Anthropic RFC 3339 strings); ``ended_at`` is when it reached a final
+    status.  File ids are OpenAI's, ``results_url`` Anthropic's."""
+
+    id: str
+    status: BatchStatus
+    raw_status: str = ""
+    provider: str | None = None
+    counts: BatchCounts = field(default_factory=BatchCounts)
+    created_at: float | None = None
+    ended_at: float | None = None
+    expires_at: float | None = None
+    model: str | None = None
+    input_file_id: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    results_url: str | None = None
+    metadata: dict[str, str] | None = None
+    errors: list[str] = field(default_factory=list)  # why validation failed (status FAILED)
+
+    @property
+    def done(self) -> bool:
+        return self.status.done
+
+
+def _error_to_dict(exc: BaseException | None) -> dict[str, Any] | None:
+    """One of our exceptions as JSON: its class name, args and the fields it carries."""
+    if exc is None:
+        return None
+    fields: dict[str, Any] = {}
+    for key, value in vars(exc).items():
+        if key == "attempts" and isinstance(value, list):
+            value = [attempt.to_dict(encode_json=True) for attempt in value]
+        elif key == "partial" and isinstance(value, CompletionResponse):
+            value = value.to_dict(encode_json=True)
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            continue
+        fields[key] = value
+    args = [arg for arg in exc.args if isinstance(arg, str)]
+    return {"type": type(exc).__name__, "args": args, "fields": fields}
+
+
+def _error_from_dict(data: Any) -> BaseException | None:
+    """The exception _error_to_dict described, as its own class when that is one of ours."""
+    from . import errors
+
+    if data is None or isinstance(data, BaseException):
+        return data  # type: ignore[no-any-return]
+    cls = getattr(errors, str(data.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.FailoverClientError)):
+        cls = errors.FailoverClientError
+    fields = dict(data.get("fields") or {})
+    if isinstance(fields.get("attempts"), list):
+        fields["attempts"] = [Attempt.from_dict(attempt) for attempt in fields["attempts"]]
+    if isinstance(fields.get("partial"), dict):
+        fields["partial"] = CompletionResponse.from_dict(fields["partial"])
+    exc = cls.__new__(cls)
+    BaseException.__init__(exc, *data.get("args") or ())
+    exc.__dict__.update(fields)
+    return exc
+
+
+@dataclass
+class BatchResult(JsonMixin):
+    """The outcome of one batch request, matched to it by ``custom_id``.  ``error`` is one of
+    this library's exceptions (it pickles, and survives a JSON round trip as the same class)."""
+
+    custom_id: str
+    status: BatchResultStatus
+    response: CompletionResponse | None = None
+    error: BaseException | None = field(default=None, metadata={
+        "dataclasses_json": {"encoder": _error_to_dict, "decoder": _error_from_dict}})
+
+    @property
+    def ok(self) -> bool:
+        return self.status is BatchResultStatus.SUCCEEDED

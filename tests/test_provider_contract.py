@@ -9,6 +9,7 @@ from failover_client import (
     ImageBlock,
     Message,
     NotSupportedError,
+    Provider,
     ResponseFormat,
     StopReason,
     TextBlock,
@@ -247,9 +248,12 @@ def test_stop_reasons(fake_provider, call, wire, reason, expected):
     assert call(make_provider(fake_provider, "p", wire), ask()).stop_reason is expected
 
 
-def test_unsupported_operations_say_so(fake_provider, protocol):
-    provider = make_provider(fake_provider, "p", protocol)
+def test_unsupported_operations_say_so():
+    """A provider without token counting or a Batch API (the base class) says so; OpenAI's and
+    Anthropic's have both (tests/test_tokens.py, tests/test_batch_api.py)."""
+    provider = Provider()
     for operation in (lambda: provider.create_batch([]), lambda: provider.get_batch("b"),
-                      lambda: provider.list_batches(), lambda: provider.cancel_batch("b")):
+                      lambda: provider.list_batches(), lambda: provider.cancel_batch("b"),
+                      lambda: provider.get_batch_results("b"), lambda: provider.count_tokens(ask())):
         with pytest.raises(NotSupportedError):
             operation()

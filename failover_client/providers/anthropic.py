@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+from ..batch_api import BatchMethods
 from ..errors import InvalidArgumentError, NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
-from ..provider import HttpProvider, WireFormat
+from ..provider import HttpProvider, WireFormat, dumps
+from ..retry import Deadline
 from ..streaming import iter_sse, loads_event
 from ..types import (
     CompletionRequest,
@@ -21,6 +23,8 @@ from ..types import (
     StreamChunk,
     TextBlock,
     ThinkingBlock,
+    TokenCountRequest,
+    TokenCountResult,
     ToolCallDelta,
     ToolResultBlock,
     ToolUseBlock,
@@ -28,6 +32,8 @@ from ..types import (
 )
 
 API_VERSION = "2023-06-01"
+# The Messages fields count_tokens takes (it refuses max_tokens, sampling and streaming options).
+COUNT_TOKENS_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
 DEFAULT_MAX_TOKENS = 4096
 _CACHE = {"type": "ephemeral"}
 STOP_REASONS = {r.value: r for r in StopReason if r is not StopReason.OTHER and r is not StopReason.CONTENT_FILTER}
@@ -224,14 +230,17 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
 WIRE = WireFormat(request_to_wire, response_from_wire, stream_from_wire, iter_sse)
 
 
-class AnthropicProvider(HttpProvider):
-    """Anthropic's Messages API.  ``betas`` become the ``anthropic-beta`` header."""
+class AnthropicProvider(BatchMethods, HttpProvider):
+    """Anthropic's Messages API.  ``betas`` become the ``anthropic-beta`` header.  Batches:
+    Message Batches (failover_client.providers.anthropic_batch)."""
 
     name = "anthropic"
     api_key_env = "ANTHROPIC_API_KEY"
     default_base_url = "https://api.anthropic.com"
     chat_path = "/v1/messages"
     wire = WIRE
+    batch_module = "failover_client.providers.anthropic_batch"
+    supports_token_counting = True
 
     def __init__(self, api_key: str | None = None, *, betas: Sequence[str] = (), **options: Any) -> None:
         headers = {"anthropic-version": API_VERSION, **(options.pop("headers", None) or {})}
@@ -241,3 +250,18 @@ class AnthropicProvider(HttpProvider):
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"x-api-key": api_key}
+
+    def count_tokens(self, request: TokenCountRequest | CompletionRequest, *,
+                     timeout: float | None = None) -> TokenCountResult:
+        """Anthropic's own count, ``POST /v1/messages/count_tokens``: exact."""
+        from ..tokens import prompt_request
+
+        prompt = prompt_request(request)
+        body = {key: value for key, value in self._body(prompt, False).items() if key in COUNT_TOKENS_FIELDS}
+        data = self.transport().request("POST", "/v1/messages/count_tokens", body=dumps(body),
+                                        deadline=Deadline(timeout), model=prompt.model).json()
+        try:
+            tokens = int(data["input_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._malformed(exc, prompt) from None
+        return TokenCountResult(tokens, exact=True, model=prompt.model, provider=self.name)

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any, Generator, Iterator
 
+from ..batch_api import BatchMethods
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
 from ..provider import HttpProvider, WireFormat
 from ..streaming import iter_sse, loads_event
@@ -25,6 +26,8 @@ from ..types import (
     StreamChunk,
     TextBlock,
     ThinkingBlock,
+    TokenCountRequest,
+    TokenCountResult,
     ToolCallDelta,
     ToolResultBlock,
     ToolUseBlock,
@@ -39,6 +42,7 @@ STOP_REASONS = {
     "content_filter": StopReason.CONTENT_FILTER,
 }
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+PERPLEXITY_DONE = "chat.completion.done"  # the ``object`` of Perplexity's last chunk (it sends no [DONE])
 
 # Reasoning models reject ``max_tokens`` and take ``max_completion_tokens``.
 _REASONING_MODEL = re.compile(r"^(?:.*/)?(o\d|gpt-5)")
@@ -170,8 +174,12 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
         content.append(ThinkingBlock(reasoning))
-    if message.get("content"):
-        content.append(TextBlock(message["content"]))
+    text = message.get("content")
+    if isinstance(text, list):
+        content += [ThinkingBlock(value) if kind == "thinking" else TextBlock(value)
+                    for kind, value in content_parts(text) if value]
+    elif text:
+        content.append(TextBlock(text))
     for call in message.get("tool_calls") or ():
         content.append(_tool_use(call))
     raw = choice.get("finish_reason")
@@ -188,17 +196,22 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
 
 
 def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: str) -> Iterator[StreamChunk]:
-    """Chat-completion chunks to StreamChunks.  Ends only at ``data: [DONE]``; an error object
-    inside the stream, or an end without ``[DONE]``, raises.  Only choice 0 is read (with
-    ``n > 1`` each chunk carries one choice, by ``index``); Azure opens with a chunk that has
-    empty ``id``/``model`` and no choices, so the identity comes from the first chunk that has it."""
+    """Chat-completion chunks to StreamChunks.  Ends at ``data: [DONE]`` (or at Perplexity's
+    ``chat.completion.done`` chunk, its only end marker); an error object inside the stream
+    (OpenRouter sends one with ``choices``, after output), or an end without either, raises.
+    Only choice 0 is read (with ``n > 1`` each chunk carries one choice, by ``index``); Azure
+    opens with a chunk that has empty ``id``/``model`` and no choices, so the identity comes
+    from the first chunk that has it."""
     loads = loads_event
     identified = False
     refused = False
+    finished = False
     for _event, data in events:
         if data == "[DONE]":
             return
         obj = loads(data)
+        if "error" in obj and obj["error"]:
+            raise error_for_event(obj["error"], provider=provider, model=model)
         if not identified and (obj.get("id") or obj.get("model")):
             identified = True
             yield StreamChunk(id=obj.get("id"), model=obj.get("model"), provider=provider)
@@ -212,19 +225,45 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
                 if delta:
                     text = delta.get("content")
                     if text:
-                        yield StreamChunk(text=text, provider=provider)
+                        if text.__class__ is str:
+                            yield StreamChunk(text=text, provider=provider)
+                        else:  # Mistral's typed parts
+                            yield from _part_chunks(text, provider)
                     if (len(delta) > 1 or text is None) and (yield from _rare_delta(delta, provider)):
                         refused = True
                 raw = choice.get("finish_reason")
                 if raw:
                     reason = StopReason.REFUSAL if refused else stop_reason(raw)
                     yield StreamChunk(stop_reason=reason, raw_stop_reason=raw, provider=provider)
-        elif obj.get("error"):
-            raise error_for_event(obj["error"], provider=provider, model=model)
+                    finished = obj.get("object") == PERPLEXITY_DONE
+                    groq = obj.get("x_groq")  # Groq's usage, when the request did not ask for include_usage
+                    if groq and groq.get("usage") and not obj.get("usage"):
+                        yield StreamChunk(usage=usage_from(groq["usage"]), provider=provider)
         usage = obj.get("usage")
         if usage:
             yield StreamChunk(usage=usage_from(usage), provider=provider)
+        if finished:
+            return
     raise NetworkError("the stream ended before data: [DONE]", provider=provider, model=model)
+
+
+def content_parts(parts: list[Any]) -> Iterator[tuple[str, str]]:
+    """Mistral's typed content parts as ``(kind, text)``: ``text`` parts, and ``thinking``
+    parts whose text is itself a list of text chunks.  Other kinds are not text."""
+    for part in parts:
+        kind = part.get("type")
+        if kind == "text":
+            yield "text", part.get("text") or ""
+        elif kind == "thinking":
+            yield "thinking", "".join(chunk.get("text") or "" for chunk in part.get("thinking") or ()
+                                      if chunk.get("type") == "text")
+
+
+def _part_chunks(parts: list[Any], provider: str) -> Iterator[StreamChunk]:
+    for kind, value in content_parts(parts):
+        if value:
+            yield (StreamChunk(thinking=value, provider=provider) if kind == "thinking"
+                   else StreamChunk(text=value, provider=provider))
 
 
 def _rare_delta(delta: dict[str, Any], provider: str) -> Generator[StreamChunk, None, bool]:
@@ -247,23 +286,38 @@ def _rare_delta(delta: dict[str, Any], provider: str) -> Generator[StreamChunk, 
 WIRE = WireFormat(request_to_wire, response_from_wire, stream_from_wire, iter_sse)
 
 
-class OpenAIProvider(HttpProvider):
-    """OpenAI, or any host that speaks Chat Completions (``base_url`` ends in ``/v1``)."""
+class OpenAIProvider(BatchMethods, HttpProvider):
+    """OpenAI, or any host that speaks Chat Completions (``base_url`` ends in ``/v1``).
+    Batches: OpenAI's Files + Batches API (failover_client.providers.openai_batch)."""
 
     name = "openai"
     api_key_env = "OPENAI_API_KEY"
     default_base_url = "https://api.openai.com/v1"
     chat_path = "/chat/completions"
     wire = WIRE
+    batch_module = "failover_client.providers.openai_batch"
+    supports_token_counting = True  # always answers: exact with tiktoken, else a labelled estimate
 
     def __init__(self, api_key: str | None = None, *, organization: str | None = None,
-                 project: str | None = None, **options: Any) -> None:
+                 project: str | None = None, batch_api: bool | None = None, **options: Any) -> None:
+        """``batch_api``: whether the host serves OpenAI's Files + Batches API; by default only
+        the provider named "openai" does (OpenAI itself, also behind a proxy or test server):
+        most OpenAI-compatible hosts, created under their own names, have no batch API."""
         headers = dict(options.pop("headers", None) or {})
         if organization:
             headers["OpenAI-Organization"] = organization
         if project:
             headers["OpenAI-Project"] = project
         super().__init__(api_key, headers=headers, **options)
+        self.supports_batch = self.name == OpenAIProvider.name if batch_api is None else batch_api
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
+
+    def count_tokens(self, request: TokenCountRequest | CompletionRequest, *,
+                     timeout: float | None = None) -> TokenCountResult:
+        """Counted locally, as the protocol has no counting endpoint (see failover_client.tokens):
+        ``exact`` is False when it is an estimate."""
+        from ..tokens import count_chat_body, prompt_request
+
+        return count_chat_body(self._body(prompt_request(request), False), provider=self.name)
