@@ -4,10 +4,19 @@ A hook never breaks a request: whatever it raises is logged (once per hook and e
 swallowed.  Event names and the keyword arguments each hook receives:
 
 * ``attempt_start``: provider, model, attempt (1-based number within the call)
-* ``attempt_end``: provider, model, attempt, outcome ("ok" / "error"), elapsed_ms, error (or None),
-  usage (the attempt's Usage, or None)
+* ``attempt_end``: provider, model, attempt, outcome ("ok" / "error" / "cancelled": a hedge that
+  lost), elapsed_ms, error (or None), usage (the attempt's Usage, or None)
 * ``retry``: provider, model, attempt, wait (seconds before the retry), error
 * ``failover``: from_provider, to_provider, error
+* ``circuit``: provider, state — the circuit breaker state this process just moved the provider
+  to: "open" (a failure opened it), "half_open" (this call is the probe after the cooldown) or
+  "closed" (the probe, or a forced attempt, succeeded).  With a RedisHealthStore only the
+  process that caused a transition hears it.
+* ``hedge``: provider, model, waiting_for (the provider that has not answered yet), after (the
+  hedging delay in seconds) — a hedged request was started.
+
+Providers skipped without a request (open circuit, client-side rate limit) have no events;
+they are listed on the call's attempts with outcome "skipped".
 """
 
 from __future__ import annotations

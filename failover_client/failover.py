@@ -4,24 +4,37 @@ The rules (design.md §4):
 
 1. Providers are tried in order: the primary (retried ``retry_primary(n)`` times), then each
    fallback once, with the request's model mapped per fallback (unknown names pass through).
+   Members of a load-balanced group are put in order per call (failover_client.balance).
+   A provider whose circuit is open, or that is over its client-side rate limit, is skipped
+   without sending anything and listed as a "skipped" attempt; when every circuit is open, the
+   provider whose cooldown ends first is tried all the same (failover_client.health).
 2. Every attempt gets only the time left on the overall deadline.
-3. An error that matches no trigger is raised at once, annotated with ``attempts``.
+3. An error that matches no trigger is raised at once, annotated with ``attempts`` — except a
+   context-length or content-filter error with a route of its own (``on_context_length``,
+   ``on_content_filter``): the call then goes on down that route's fallbacks instead of the
+   rest of the chain.
 4. Retrying the same provider waits with exponential back-off and full jitter, honouring
    ``Retry-After`` up to the policy's cap; a longer wait moves on instead of blocking a worker.
    Moving to another provider never sleeps.
 5. When everything failed: AllProvidersFailedError listing every attempt, last error as cause.
 6. A stream commits to a provider at its first chunk that carries output; failures before that
-   fail over exactly as ``complete`` does, failures after it raise StreamInterruptedError with
-   the partial output.
+   fail over exactly as ``complete`` does.  Failures after it raise StreamInterruptedError with
+   the partial output, or with ``on_stream_interrupt("resume")`` continue on the next provider
+   with the partial text as an assistant prefix, yielding only the continuation.
+7. With ``with_hedging(seconds)`` a slow attempt is raced by the next provider
+   (failover_client.hedge).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator, TypeVar
 
+from .balance import Strategy, arrange, make_strategy
 from .errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -29,6 +42,7 @@ from .errors import (
     ContextLengthExceededError,
     FailoverClientError,
     InvalidArgumentError,
+    InvalidRequestError,
     NetworkError,
     ProviderError,
     ProviderTimeoutError,
@@ -39,9 +53,14 @@ from .errors import (
     redact,
 )
 from .events import EventHooks
+from .health import FORCED, GO, HALF_OPEN, CircuitBreaker, HealthStore, MemoryHealthStore, Permit
+from .log import log_attempt, new_request_id
 from .provider import Provider
+from .ratelimit import RateLimit, estimate_tokens, used_tokens
 from .retry import Deadline, RetryPolicy
-from .types import Attempt, CompletionRequest, CompletionResponse, StopReason, StreamChunk, Usage, collect
+from .types import Attempt, CompletionRequest, CompletionResponse, Message, StopReason, StreamChunk, Usage, collect
+
+T = TypeVar("T")
 
 
 class FailoverTrigger(enum.Enum):
@@ -62,6 +81,11 @@ class FailoverTrigger(enum.Enum):
 
 DEFAULT_TRIGGERS = frozenset({FailoverTrigger.RATE_LIMIT, FailoverTrigger.SERVER_ERROR,
                               FailoverTrigger.TIMEOUT, FailoverTrigger.NETWORK_ERROR})
+# The errors that may have fallback lists of their own, by route name.
+ROUTED_ERRORS: dict[str, type[ProviderError]] = {
+    "context_length": ContextLengthExceededError,
+    "content_filter": ContentFilteredError,
+}
 
 
 @dataclass
@@ -95,6 +119,12 @@ class FailoverConfig:
     stream_interrupt: str = "raise"
     sleep: Callable[[float], None] = time.sleep
     hooks: EventHooks = field(default_factory=EventHooks)
+    health: HealthStore = field(default_factory=MemoryHealthStore)
+    breaker: CircuitBreaker | None = field(default_factory=CircuitBreaker)
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    balanced: list[tuple[tuple[str, ...], Strategy]] = field(default_factory=list)
+    hedge_after: float | None = None
+    routes: dict[str, list[FallbackProvider]] = field(default_factory=dict)
 
     def add_fallback(self, fallback: FallbackProvider) -> FailoverConfig:
         if not isinstance(fallback, FallbackProvider):
@@ -119,23 +149,98 @@ class FailoverConfig:
         return self
 
     def retry_primary(self, n: int) -> FailoverConfig:
+        """Retry the first provider of each call up to ``n`` times before moving on."""
         self.primary_retries = _non_negative("retry_primary", n)
         return self
 
     def with_deadline(self, seconds: float | None) -> FailoverConfig:
-        if seconds is not None and not seconds > 0:
-            raise InvalidArgumentError("with_deadline takes a positive number of seconds or None")
-        self.deadline = seconds
+        self.deadline = _seconds_or_none("with_deadline", seconds)
         return self
 
     def with_retry_policy(self, policy: RetryPolicy) -> FailoverConfig:
         self.retry_policy = policy
         return self
 
+    def with_health_store(self, store: HealthStore) -> FailoverConfig:
+        """Where circuit-breaker state and rate-limit counts live: a MemoryHealthStore of this
+        config by default; pass one RedisHealthStore to every process that must agree."""
+        if not isinstance(store, HealthStore):
+            raise InvalidArgumentError("with_health_store takes a HealthStore (MemoryHealthStore or RedisHealthStore)")
+        self.health = store
+        return self
+
+    def with_circuit_breaker(self, failure_threshold: int = 5, window: float = 60.0, cooldown: float = 30.0,
+                             probe_timeout: float = 30.0, count_auth_errors: bool = False) -> FailoverConfig:
+        """Tune the breaker (on by default with these values); see failover_client.health."""
+        self.breaker = CircuitBreaker(failure_threshold, window, cooldown, probe_timeout, count_auth_errors)
+        return self
+
+    def without_circuit_breaker(self) -> FailoverConfig:
+        self.breaker = None
+        return self
+
+    def with_rate_limit(self, name: str, *, rpm: int | None = None, tpm: int | None = None,
+                        wait: bool = False) -> FailoverConfig:
+        """At most ``rpm`` requests and ``tpm`` tokens a minute to provider ``name``; over it a
+        call moves on to the next provider, or with ``wait=True`` waits within its deadline."""
+        if name not in {entry.name for entry in self.links()}:
+            raise InvalidArgumentError(f"with_rate_limit: no provider named {name!r} in the chain or its routes")
+        self.rate_limits[name] = RateLimit(rpm, tpm, wait)
+        return self
+
+    def load_balance(self, *names: str, strategy: str | Strategy = "round_robin",
+                     weights: dict[str, float] | None = None) -> FailoverConfig:
+        """Spread calls over deployments of the same model: per call, ``strategy``
+        ("round_robin", "weighted" with ``weights``, or "latency") orders these providers, which
+        then stand together where the first of them is in the chain; failover goes on through
+        the rest of the group, then the rest of the chain."""
+        if len(names) < 2:
+            raise InvalidArgumentError("load_balance needs at least two provider names")
+        unknown = [name for name in names if name not in self.names()]
+        if unknown:
+            raise InvalidArgumentError(f"load_balance: {unknown} are not in the chain (add them first)")
+        grouped = {member for members, _ in self.balanced for member in members}
+        if grouped & set(names) or len(set(names)) != len(names):
+            raise InvalidArgumentError(f"load_balance: a provider can be in one group once; {names} overlaps")
+        self.balanced.append((tuple(names), make_strategy(strategy, names, weights)))
+        return self
+
+    def with_hedging(self, after_seconds: float | None) -> FailoverConfig:
+        """Start the next provider alongside an attempt that has not answered within
+        ``after_seconds``; the first good answer wins (None turns hedging off)."""
+        self.hedge_after = _seconds_or_none("with_hedging", after_seconds)
+        return self
+
     def on_stream_interrupt(self, mode: str) -> FailoverConfig:
-        if mode != "raise":
-            raise InvalidArgumentError(f"on_stream_interrupt({mode!r}): only 'raise' is available in this version")
+        """After output reached the caller, a failure either raises StreamInterruptedError
+        ("raise", the default) or continues on the next provider ("resume")."""
+        if mode not in ("raise", "resume"):
+            raise InvalidArgumentError(f"on_stream_interrupt takes 'raise' or 'resume', not {mode!r}")
         self.stream_interrupt = mode
+        return self
+
+    def on_context_length(self, *fallbacks: FallbackProvider) -> FailoverConfig:
+        """Where a call goes when the prompt is too long for a provider (bigger-context models),
+        instead of the rest of the chain.  No arguments removes the route."""
+        return self._set_route("context_length", fallbacks)
+
+    def on_content_filter(self, *fallbacks: FallbackProvider) -> FailoverConfig:
+        """Where a call goes when a provider's content filter refuses it (another vendor),
+        instead of the rest of the chain.  No arguments removes the route."""
+        return self._set_route("content_filter", fallbacks)
+
+    def _set_route(self, kind: str, fallbacks: tuple[FallbackProvider, ...]) -> FailoverConfig:
+        others = [link for route, links in self.routes.items() if route != kind for link in links]
+        known = {link.name: link.provider for link in [*self.chain(), *self.fallbacks, *others]}
+        for fallback in fallbacks:
+            if not isinstance(fallback, FallbackProvider):
+                raise InvalidArgumentError(f"on_{kind} takes FallbackProvider(name, provider) objects")
+            if known.setdefault(fallback.name, fallback.provider) is not fallback.provider:
+                raise InvalidArgumentError(f"provider name {fallback.name!r} already names another provider")
+        if fallbacks:
+            self.routes[kind] = list(fallbacks)
+        else:
+            self.routes.pop(kind, None)
         return self
 
     def on(self, event: str, hook: Callable[..., Any]) -> FailoverConfig:
@@ -151,6 +256,28 @@ class FailoverConfig:
         fallbacks = self.fallbacks[: self.max_attempts] if self.max_attempts else self.fallbacks
         return [primary, *fallbacks]
 
+    def links(self) -> list[FallbackProvider]:
+        """Every provider of the chain and of the routes (each name once)."""
+        routed = [link for route in self.routes.values() for link in route]
+        seen: dict[str, FallbackProvider] = {}
+        for link in [FallbackProvider(self.primary_name, self.primary), *self.fallbacks, *routed]:
+            seen.setdefault(link.name, link)
+        return list(seen.values())
+
+    def plan(self) -> list[FallbackProvider]:
+        """The chain in the order one call tries it: balanced groups arranged, then cut to
+        ``1 + max_attempts`` providers."""
+        entries = {entry.name: entry for entry in [FallbackProvider(self.primary_name, self.primary), *self.fallbacks]}
+        order = arrange(list(entries), self.balanced) if self.balanced else list(entries)
+        planned = [entries[name] for name in order]
+        return planned[: 1 + self.max_attempts] if self.max_attempts else planned
+
+    def observe(self, name: str, seconds: float) -> None:
+        """Tell ``name``'s balancing group how long its successful attempt took."""
+        for members, strategy in self.balanced:
+            if name in members:
+                strategy.observe(name, seconds)
+
 
 def _check_triggers(triggers: tuple[Any, ...]) -> tuple[FailoverTrigger, ...]:
     for trigger in triggers:
@@ -165,86 +292,289 @@ def _non_negative(what: str, n: int) -> int:
     return n
 
 
+def _seconds_or_none(what: str, seconds: float | None) -> float | None:
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0):
+        raise InvalidArgumentError(f"{what} takes a positive number of seconds or None, got {seconds!r}")
+    return seconds
+
+
+# Why a provider was passed over, by the breaker's permit: (Attempt.error_type, Attempt.error).
+_SKIPPED = {
+    "open": ("CircuitOpen", "circuit open"),
+    "probing": ("CircuitOpen", "circuit half-open, its probe is out"),
+    "held": ("RetryAfter", "asked to wait (Retry-After)"),
+}
+
+
+@dataclass(eq=False)
+class _Try:
+    """One attempt: the link it goes to, the request as sent there, and what it holds — the
+    breaker's permit and the tokens reserved against a rate limit."""
+
+    entry: FallbackProvider
+    request: CompletionRequest
+    number: int
+    permit: Permit = GO
+    reserved: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+    first_output: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def provider(self) -> Provider:
+        return self.entry.provider
+
+
 class _Run:
-    """The bookkeeping of one call through the chain: which provider is next, the attempts so
-    far, and the decision after each failure (raise, retry after a wait, or move on)."""
+    """The bookkeeping of one call through the chain: which provider is next (skipping the
+    unavailable ones), the attempts so far, and the decision after each failure (raise, reroute,
+    retry after a wait, or move on).  Only the caller's thread touches it, hedged or not."""
 
     def __init__(self, config: FailoverConfig, request: CompletionRequest, timeout: float | None) -> None:
         self.config = config
-        self.request = request
+        self.request = self._original = request
         limits = [t for t in (timeout, config.deadline) if t is not None]
         self.deadline = Deadline(min(limits) if limits else None)
         self.attempts: list[Attempt] = []
         self.last_error: ProviderError | None = None
-        self._wait: float | None = None
-        self._started = 0.0
+        self.resuming = False
+        self.filters_refusals = (FailoverTrigger.CONTENT_FILTER in config.triggers
+                                 or "content_filter" in config.routes)
         self._hooks = config.hooks
+        self._queue = deque(config.plan())
+        self._first = self._queue[0].name if self._queue else None  # the provider retry_primary applies to
+        self._retry: tuple[FallbackProvider, float, float] | None = None  # a planned retry: link, wait, start time
+        self._cooling: list[tuple[float, FallbackProvider]] = []  # skipped by the breaker: (seconds left, link)
+        self._routed: set[str] = set()
+        self._sent = 0
         self._previous: str | None = None  # the provider of the last failed attempt
+        self.request_id = new_request_id()  # ties this call's attempts together in the log
 
-    def candidates(self) -> Iterator[tuple[str, Provider, CompletionRequest]]:
-        """(name, provider, request) for each attempt, sleeping before a planned retry."""
-        for entry in self.config.chain():
-            request = self.request.with_model(entry.model_for(self.request.model))
-            while not self.deadline.expired():
-                self._wait = None
-                self._started = time.perf_counter()
-                if self._hooks:
-                    self._announce(entry.name, request.model)
-                yield entry.name, entry.provider, request
-                if self._wait is None:
-                    break
-                if self._wait > 0:
-                    self.config.sleep(self._wait)
-            if self.deadline.expired():
+    # --- what to try next ---------------------------------------------------------------
+
+    def tries(self) -> Iterator[_Try]:
+        """Each attempt to make in turn, sleeping before a planned retry (the unhedged loop)."""
+        while self.next_start() is not None:
+            if self._retry is not None and self._retry[1] > 0:
+                self.config.sleep(self._retry[1])  # the policy's wait, exactly
+            started = self.start_next()
+            if started is None:
                 return
+            yield started
 
-    def _announce(self, name: str, model: str) -> None:
-        if self._previous is not None and self._previous != name:
-            self._hooks.emit("failover", from_provider=self._previous, to_provider=name, error=self.last_error)
-        self._hooks.emit("attempt_start", provider=name, model=model, attempt=len(self.attempts) + 1)
+    def next_start(self) -> float | None:
+        """When (on time.monotonic) the next attempt may start; None when nothing is left."""
+        if self.deadline.expired():
+            return None
+        if self._retry is not None:
+            return self._retry[2]
+        return time.monotonic() if self._queue or (self._cooling and not self._sent) else None
+
+    def start_next(self) -> _Try | None:
+        """Begin the next attempt that may be sent, listing the providers skipped on the way;
+        None when there is none (and then next_start() is None too)."""
+        if self._retry is not None:
+            self._queue.appendleft(self._retry[0])
+            self._retry = None
+        while self._queue and not self.deadline.expired():
+            started = self._admit(self._queue.popleft())
+            if started is not None:
+                return started
+        cooling, self._cooling = self._cooling, []
+        if cooling and not self._sent and not self.deadline.expired():
+            entry = min(cooling, key=lambda pair: pair[0])[1]  # every circuit is open: the first to cool down
+            return self._begin(entry, self._request_for(entry), FORCED, None)
+        return None
+
+    def _request_for(self, entry: FallbackProvider) -> CompletionRequest:
+        return self.request.with_model(entry.model_for(self.request.model))
+
+    def _admit(self, entry: FallbackProvider) -> _Try | None:
+        """An attempt on ``entry`` if its circuit and its rate limit let one through."""
+        request = self._request_for(entry)
+        permit = GO
+        if self.config.breaker is not None:
+            permit = self.config.health.acquire(entry.name, self.config.breaker)
+            if not permit.allowed:
+                self._cooling.append((permit.retry_in, entry))
+                self._skip(entry, request, *_SKIPPED[permit.kind])
+                return None
+            if permit.kind == "probe":
+                self._announce_circuit(entry.name, HALF_OPEN)
+        limit = self.config.rate_limits.get(entry.name)
+        reserved = None
+        if limit is not None:
+            reserved = self._reserve(entry.name, request, limit)
+            if reserved is None:
+                self.config.health.release(entry.name, permit)
+                self._skip(entry, request, "RateLimited", "over its client-side rate limit")
+                return None
+        return self._begin(entry, request, permit, reserved)
+
+    def _reserve(self, name: str, request: CompletionRequest, limit: RateLimit) -> int | None:
+        """Count this request against ``limit`` (waiting for room if the limit says so and the
+        deadline allows); the tokens reserved, or None when it does not fit."""
+        tokens = estimate_tokens(request) if limit.tpm else 0
+        while True:
+            wait = self.config.health.take_rate(name, tokens, limit)
+            if wait == 0:
+                return tokens
+            left = self.deadline.remaining()
+            if not limit.wait or wait == math.inf or (left is not None and wait >= left):
+                return None  # a request bigger than the whole budget never fits
+            self.config.sleep(wait)
+
+    def _begin(self, entry: FallbackProvider, request: CompletionRequest, permit: Permit,
+               reserved: int | None) -> _Try:
+        self._sent += 1
+        if self._hooks:
+            if self._previous is not None and self._previous != entry.name:
+                self._hooks.emit("failover", from_provider=self._previous, to_provider=entry.name,
+                                 error=self.last_error)
+            self._hooks.emit("attempt_start", provider=entry.name, model=request.model, attempt=self._sent)
+        return _Try(entry, request, self._sent, permit, reserved)
+
+    def _skip(self, entry: FallbackProvider, request: CompletionRequest, kind: str, why: str) -> None:
+        self.attempts.append(Attempt(entry.name, request.model, "skipped", 0.0, kind, why))
+
+    # --- what happened ------------------------------------------------------------------
 
     def timeout(self) -> float | None:
         return self.deadline.remaining()
 
-    def _elapsed_ms(self) -> float:
-        return round((time.perf_counter() - self._started) * 1000, 3)
-
-    def succeeded(self, name: str, model: str, usage: Usage | None = None) -> list[Attempt]:
-        self.attempts.append(Attempt(name, model, "ok", self._elapsed_ms()))
+    def _record(self, attempt: _Try, outcome: str, exc: ProviderError | None = None,
+                usage: Usage | None = None) -> None:
+        elapsed = round((time.perf_counter() - attempt.started) * 1000, 3)
+        model = attempt.request.model
+        if exc is None:
+            self.attempts.append(Attempt(attempt.name, model, outcome, elapsed))
+        else:
+            self.attempts.append(Attempt(attempt.name, model, outcome, elapsed, type(exc).__name__,
+                                         redact(str(exc))[:300], exc.status))
+        log_attempt(self.request_id, attempt.name, model, attempt.number, outcome, elapsed, exc, usage)
         if self._hooks:
-            self._hooks.emit("attempt_end", provider=name, model=model, attempt=len(self.attempts), outcome="ok",
-                             elapsed_ms=self.attempts[-1].elapsed_ms, error=None, usage=usage)
+            self._hooks.emit("attempt_end", provider=attempt.name, model=model, attempt=attempt.number,
+                             outcome=outcome, elapsed_ms=elapsed, error=exc, usage=usage)
+
+    def succeeded(self, attempt: _Try, usage: Usage | None = None) -> list[Attempt]:
+        self._record(attempt, "ok", usage=usage)
+        if self.config.breaker is not None:
+            self._announce_circuit(attempt.name, self.config.health.record_success(attempt.name, attempt.permit))
+        used = used_tokens(usage)
+        if attempt.reserved is not None and used is not None and used != attempt.reserved:
+            self.config.health.add_tokens(attempt.name, used - attempt.reserved)
+        if self.config.balanced:
+            self.config.observe(attempt.name, (attempt.first_output or time.perf_counter()) - attempt.started)
         return self.attempts
 
-    def record(self, name: str, model: str, exc: ProviderError) -> None:
-        self.attempts.append(Attempt(name, model, "error", self._elapsed_ms(), type(exc).__name__,
-                                     redact(str(exc))[:300], exc.status))
+    def record(self, attempt: _Try, exc: ProviderError) -> None:
+        """List a failed attempt and tell the breaker (if the failure is the provider's fault)."""
+        self._record(attempt, "error", exc)
         self.last_error = exc
-        self._previous = name
-        if self._hooks:
-            self._hooks.emit("attempt_end", provider=name, model=model, attempt=len(self.attempts), outcome="error",
-                             elapsed_ms=self.attempts[-1].elapsed_ms, error=exc, usage=None)
+        self._previous = attempt.name
+        breaker = self.config.breaker
+        if breaker is None:
+            return
+        if breaker.counts(exc):
+            self._announce_circuit(attempt.name, self.config.health.record_failure(attempt.name, attempt.permit,
+                                                                                   breaker))
+        else:
+            self.config.health.release(attempt.name, attempt.permit)
 
-    def failed(self, name: str, model: str, exc: ProviderError) -> None:
-        """Record the failure; raise it at once unless a trigger matches; else plan a retry
-        of the same provider (``_wait`` seconds) when that is allowed and worth waiting for."""
-        self.record(name, model, exc)
-        if not any(trigger.matches(exc) for trigger in self.config.triggers):
+    def cancelled(self, attempt: _Try) -> None:
+        """A hedge that lost: listed, and silent towards the breaker."""
+        self._record(attempt, "cancelled")
+        self.config.health.release(attempt.name, attempt.permit)
+
+    def failed(self, attempt: _Try, exc: ProviderError) -> None:
+        """Record the failure; then go down the error's own route if it has one, or move on (or
+        plan a retry) if a trigger matches; else raise it at once, annotated with the attempts."""
+        self.record(attempt, exc)
+        if self._reroute(exc):
+            return
+        if not self._moves_on(exc):
             exc.attempts = list(self.attempts)  # type: ignore[attr-defined]
             raise exc
-        retries = sum(1 for a in self.attempts if a.provider == name)
-        if exc.retryable and name == self.config.primary_name and retries <= self.config.primary_retries:
+        if not self._plan_retry(attempt, exc) and exc.retry_after and self.config.breaker is not None:
+            # moving on instead of waiting: let every caller skip it for as long as it asked
+            self.config.health.hold(attempt.name, min(exc.retry_after, self.config.breaker.cooldown))
+
+    def _reroute(self, exc: ProviderError) -> bool:
+        for route, error_class in ROUTED_ERRORS.items():
+            if isinstance(exc, error_class) and route in self.config.routes and route not in self._routed:
+                self._routed.add(route)
+                self._queue = deque(self.config.routes[route])
+                self._retry = None
+                return True
+        return False
+
+    def _moves_on(self, exc: ProviderError) -> bool:
+        if any(trigger.matches(exc) for trigger in self.config.triggers):
+            return True
+        if any(isinstance(exc, ROUTED_ERRORS[route]) for route in self._routed):
+            return True  # further down the route this kind of error opened
+        return self.resuming and isinstance(exc, InvalidRequestError)  # e.g. a provider refusing the prefix
+
+    def _plan_retry(self, attempt: _Try, exc: ProviderError) -> bool:
+        """Plan a retry of the same provider if allowed and worth the wait; whether it was."""
+        retries = sum(1 for a in self.attempts if a.provider == attempt.name and a.outcome == "error")
+        if exc.retryable and attempt.name == self._first and retries <= self.config.primary_retries:
             wait = self.config.retry_policy.delay(retries, exc.retry_after)
             left = self.deadline.remaining()
             if wait is not None and (left is None or wait < left):
-                self._wait = wait
+                self._retry = (attempt.entry, wait, time.monotonic() + wait)
                 if self._hooks:
-                    self._hooks.emit("retry", provider=name, model=model, attempt=len(self.attempts),
-                                     wait=wait, error=exc)
+                    self._hooks.emit("retry", provider=attempt.name, model=attempt.request.model,
+                                     attempt=attempt.number, wait=wait, error=exc)
+                return True
+        return False
+
+    def resume(self, shown_text: str) -> None:
+        """Continue the call on the next provider, asking it to carry on from ``shown_text``.
+        The prefix goes without trailing whitespace: Anthropic rejects a final assistant turn
+        that ends in whitespace (the continuation filter puts the spacing right)."""
+        original = self._original
+        prefix = Message.assistant(shown_text.rstrip())
+        self.request = replace(original, messages=[*original.messages, prefix])
+        self.resuming = True
 
     def exhausted(self) -> AllProvidersFailedError:
-        reason = "deadline exceeded" if self.deadline.expired() else "all providers failed"
+        if self.deadline.expired():
+            reason = "deadline exceeded"
+        elif not self._sent:
+            reason = "no provider was available (open circuits or client-side rate limits)"
+        else:
+            reason = "all providers failed"
         return AllProvidersFailedError(reason, attempts=self.attempts)
+
+    def announce_hedge(self, attempt: _Try, *, waiting_for: _Try, after: float) -> None:
+        if self._hooks:
+            self._hooks.emit("hedge", provider=attempt.name, model=attempt.request.model,
+                             waiting_for=waiting_for.name, after=after)
+
+    def _announce_circuit(self, provider: str, state: str | None) -> None:
+        if state is not None and self._hooks:
+            self._hooks.emit("circuit", provider=provider, state=state)
+
+
+@dataclass
+class _Opened:
+    """A stream that produced its first output (or ended without any): what was read, and the rest."""
+
+    stream: Generator[StreamChunk, None, None]
+    head: list[StreamChunk]
+
+    def chunks(self, name: str) -> Iterator[StreamChunk]:
+        yield from self.head
+        for chunk in self.stream:
+            chunk.provider = name
+            yield chunk
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class FailoverClient(Provider):
@@ -259,59 +589,110 @@ class FailoverClient(Provider):
         self.supports_tools = all(e.provider.supports_tools for e in config.chain())
         self.supports_vision = all(e.provider.supports_vision for e in config.chain())
 
+    @classmethod
+    def from_models(cls, *models: str, overrides: dict[str, dict[str, Any]] | None = None) -> FailoverClient:
+        """A chain from ``"provider/model"`` strings of the catalog, keys from the environment:
+        the first is the primary; a request for its model goes to each fallback as that
+        fallback's model.  ``overrides`` maps a provider name to options for it, e.g.
+        ``{"openai": {"base_url": ...}}``.  Every missing environment variable is named in one
+        MissingCredentialsError.  Tune the result through ``client.config``."""
+        from .providers.registry import chain
+
+        (name, primary, model), *fallbacks = chain(*models, overrides=overrides)
+        config = FailoverConfig(name, primary)
+        for fallback_name, provider, fallback_model in fallbacks:
+            config.add_fallback(FallbackProvider(fallback_name, provider).with_model_mapping(model, fallback_model))
+        return cls(config)
+
     def __repr__(self) -> str:
         return f"FailoverClient({' -> '.join(self.config.names())})"
+
+    def _first_success(self, run: _Run, attempt: Callable[[_Try, _Run], T]) -> tuple[_Try, T]:
+        """The first attempt that succeeds and its result, one after the other or hedged."""
+        if self.config.hedge_after is not None:
+            from .hedge import race
+
+            return race(run, attempt, self.config.hedge_after)
+        for started in run.tries():
+            try:
+                return started, attempt(started, run)
+            except ProviderError as exc:
+                run.failed(started, exc)
+        raise run.exhausted() from run.last_error
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
         request.validate()
         run = _Run(self.config, request, timeout)
-        filtering = FailoverTrigger.CONTENT_FILTER in self.config.triggers
-        for name, provider, attempt_request in run.candidates():
-            try:
-                response = provider.complete(attempt_request, timeout=run.timeout())
-                if filtering and response.stop_reason in (StopReason.CONTENT_FILTER, StopReason.REFUSAL):
-                    raise ContentFilteredError(f"the answer was withheld ({response.raw_stop_reason or 'refusal'})",
-                                               provider=name, model=attempt_request.model)
-            except ProviderError as exc:
-                run.failed(name, attempt_request.model, exc)
-                continue
-            response.provider = name
-            response.attempts = run.succeeded(name, attempt_request.model, response.usage)
-            return response
-        raise run.exhausted() from run.last_error
+        winner, response = self._first_success(run, _answer)
+        response.provider = winner.name
+        response.attempts = run.succeeded(winner, response.usage)
+        return response
 
     def complete_stream(self, request: CompletionRequest, *,
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
         request.validate()
         run = _Run(self.config, request, timeout)
-        for name, provider, attempt_request in run.candidates():
-            sent: list[StreamChunk] = []
-            stream = provider.complete_stream(attempt_request, timeout=run.timeout())
+        shown: list[StreamChunk] = []  # everything the caller has received
+        interruption: ProviderError | None = None
+        while True:
             try:
-                for chunk in stream:
-                    chunk.provider = name
-                    sent.append(chunk)
-                    if chunk.has_output:
-                        break
-                else:
-                    yield from sent
-                    yield StreamChunk(provider=name, attempts=run.succeeded(name, attempt_request.model, _usage(sent)))
-                    return
-                yield from sent
-                for chunk in stream:
-                    chunk.provider = name
-                    sent.append(chunk)
-                    yield chunk
+                winner, opened = self._first_success(run, _open_stream)
+            except FailoverClientError as exc:
+                if interruption is None:
+                    raise
+                raise self._interrupted(interruption, shown, run) from exc
+            continuation = _Continuation(_text(shown)) if interruption is not None else None
+            received: list[StreamChunk] = []
+            try:
+                for chunk in opened.chunks(winner.name):
+                    received.append(chunk)
+                    for out in continuation.feed(chunk) if continuation else (chunk,):
+                        shown.append(out)
+                        yield out
+                for out in continuation.flush() if continuation else ():
+                    shown.append(out)
+                    yield out
             except ProviderError as exc:
-                if any(chunk.has_output for chunk in sent):
-                    run.record(name, attempt_request.model, exc)
-                    raise self._interrupted(exc, sent, run) from exc
-                run.failed(name, attempt_request.model, exc)
-                continue
+                interruption = exc
+                if self.config.stream_interrupt == "resume" and _resumable(shown):
+                    try:
+                        run.failed(winner, exc)
+                    except ProviderError:
+                        raise self._interrupted(exc, shown, run) from exc
+                    run.resume(_text(shown))
+                    continue
+                run.record(winner, exc)
+                raise self._interrupted(exc, shown, run) from exc
             finally:
-                stream.close()
-            yield StreamChunk(provider=name, attempts=run.succeeded(name, attempt_request.model, _usage(sent)))
+                opened.close()
+            yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)))
             return
+
+    @property
+    def supports_token_counting(self) -> bool:  # type: ignore[override]
+        return any(entry.provider.supports_token_counting for entry in self.config.chain())
+
+    def count_tokens(self, request: Any, *, timeout: float | None = None) -> Any:
+        """Input tokens (a TokenCountResult) from the primary, failing over on the same triggers
+        and with the same model mapping as ``complete`` (never hedged); a provider that cannot
+        count at all (NotSupportedError) is passed over.  ``provider`` on the result names who
+        counted."""
+        from .errors import NotSupportedError
+        from .tokens import prompt_request
+
+        run = _Run(self.config, prompt_request(request), timeout)
+        for attempt in run.tries():
+            try:
+                result = attempt.provider.count_tokens(attempt.request, timeout=run.timeout())
+            except NotSupportedError as exc:
+                run.record(attempt, exc)  # not a failure to raise: the next provider may count
+                continue
+            except ProviderError as exc:
+                run.failed(attempt, exc)
+                continue
+            run.succeeded(attempt)
+            result.provider = attempt.name
+            return result
         raise run.exhausted() from run.last_error
 
     @staticmethod
@@ -324,11 +705,91 @@ class FailoverClient(Provider):
             request_id=exc.request_id, body=exc.body, code=exc.code, retryable=False)
 
     def close(self) -> None:
-        for entry in self.config.chain():
-            entry.provider.close()
+        closed: set[int] = set()
+        for entry in self.config.links():
+            if id(entry.provider) not in closed:
+                closed.add(id(entry.provider))
+                entry.provider.close()
 
 
 FailoverProvider = FailoverClient
+
+
+def _answer(attempt: _Try, run: _Run) -> CompletionResponse:
+    """One plain attempt; a withheld answer is an error when content filtering fails over."""
+    response = attempt.provider.complete(attempt.request, timeout=run.timeout())
+    if run.filters_refusals and response.stop_reason in (StopReason.CONTENT_FILTER, StopReason.REFUSAL):
+        raise ContentFilteredError(f"the answer was withheld ({response.raw_stop_reason or 'refusal'})",
+                                   provider=attempt.name, model=attempt.request.model)
+    return response
+
+
+def _open_stream(attempt: _Try, run: _Run) -> _Opened:
+    """One streamed attempt, read up to its first chunk that carries output (the commit point)."""
+    stream = attempt.provider.complete_stream(attempt.request, timeout=run.timeout())
+    head: list[StreamChunk] = []
+    try:
+        for chunk in stream:
+            chunk.provider = attempt.name
+            head.append(chunk)
+            if chunk.has_output:
+                attempt.first_output = time.perf_counter()
+                break
+    except BaseException:
+        stream.close()
+        raise
+    return _Opened(stream, head)
+
+
+class _Continuation:
+    """Passes on what a resumed stream sends, with two repairs, so the caller sees only the
+    continuation of what it already has (``shown``):
+
+    * a provider that ignores the assistant prefix and starts over repeats ``shown``: chunks are
+      held while the new text could still be that repeat, which is then dropped;
+    * the prefix went out without its trailing whitespace, so when the caller's text already
+      ends in whitespace, the continuation's leading whitespace is dropped.
+    """
+
+    def __init__(self, shown: str) -> None:
+        self._shown = shown.strip()
+        self._spaced = shown != shown.rstrip()
+        self._held: list[StreamChunk] = []
+        self._text = ""
+        self._decided = False
+
+    def feed(self, chunk: StreamChunk) -> list[StreamChunk]:
+        if self._decided:
+            return [chunk]
+        self._held.append(chunk)
+        self._text += chunk.text or ""
+        new = self._text.lstrip()
+        if not new or (len(new) < len(self._shown) and self._shown.startswith(new)):
+            return []  # could still be the start of a repeat
+        return self._release(new[len(self._shown):] if new.startswith(self._shown) else self._text)
+
+    def flush(self) -> list[StreamChunk]:
+        """At the end of the stream: whatever is still held only repeated what was shown."""
+        return [] if self._decided else self._release("")
+
+    def _release(self, text: str) -> list[StreamChunk]:
+        self._decided = True
+        if self._spaced:
+            text = text.lstrip()
+        held, self._held = self._held, []
+        first = next((i for i, chunk in enumerate(held) if chunk.text), None)
+        return [replace(chunk, text=(text or None) if i == first else None) if chunk.text else chunk
+                for i, chunk in enumerate(held)]
+
+
+def _text(chunks: list[StreamChunk]) -> str:
+    return "".join(chunk.text or "" for chunk in chunks)
+
+
+def _resumable(chunks: list[StreamChunk]) -> bool:
+    """Only plain text can be continued from a prefix: not tool calls, reasoning or refusals."""
+    return bool(_text(chunks).strip()) and not any(
+        c.tool_call or c.thinking or c.refusal or c.redacted_thinking for c in chunks)
 
 
 def _usage(chunks: list[StreamChunk]) -> Usage | None:

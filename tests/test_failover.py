@@ -24,28 +24,8 @@ from failover_client import (
 )
 from failover_client.testing import Fault, Reply
 
+from chains import Sleeps, chain, served
 from support import ask, make_provider
-
-
-class Sleeps(list):
-    """An injected sleep that records instead of waiting."""
-
-    def __call__(self, seconds):
-        self.append(seconds)
-
-
-def chain(server, *names, protocol="openai", sleeps=None, **options):
-    """primary -> fallbacks, each a route of the fake server, all speaking ``protocol``."""
-    first, *rest = names
-    config = FailoverConfig(first, make_provider(server, first, protocol, **options))
-    for name in rest:
-        config.add_fallback(FallbackProvider(name, make_provider(server, name, protocol, **options)))
-    config.sleep = sleeps if sleeps is not None else Sleeps()
-    return config
-
-
-def served(server):
-    return [r.name for r in server.requests]
 
 
 def test_rate_limited_primary_falls_back_and_says_who_served(fake_provider, protocol):

@@ -19,6 +19,6 @@ server. Stdlib only.
 """
 
 from ._server import FakeProviderServer, RecordedRequest
-from ._steps import Fault, Reply, ToolCall
+from ._steps import Fault, RandomFaults, Reply, ToolCall
 
-__all__ = ["FakeProviderServer", "Fault", "RecordedRequest", "Reply", "ToolCall"]
+__all__ = ["FakeProviderServer", "Fault", "RandomFaults", "RecordedRequest", "Reply", "ToolCall"]

@@ -10,19 +10,29 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import _anthropic, _openai
+from . import _anthropic, _azure, _bedrock, _cohere, _gemini, _ollama, _openai, _vertex
+from ._batches import BatchEndpoints
+from ._count_tokens import PROTOCOL as ANTHROPIC_COUNT_TOKENS
 from ._http import Connection, Incoming, ProviderHTTPServer
 from ._play import play
-from ._protocol import Call, ErrorSpec, HttpResponse, Protocol, encode_body
-from ._steps import Fault, Reply, Step
+from ._protocol import ErrorSpec, HttpResponse, Protocol, encode_body
+from ._steps import Fault, RandomFaults, Reply, Step
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (  # one line per protocol module
     _openai.PROTOCOL,
     _anthropic.PROTOCOL,
+    ANTHROPIC_COUNT_TOKENS,
+    _gemini.PROTOCOL,
+    _vertex.PROTOCOL,
+    _vertex.ANTHROPIC_PROTOCOL,
+    _cohere.PROTOCOL,
+    _ollama.PROTOCOL,
+    _azure.PROTOCOL,
+    _bedrock.PROTOCOL,
 )}
 DEFAULT_NAME = "default"
 DEFAULT_REPLY = Reply()
@@ -76,11 +86,12 @@ class FakeProviderServer:
         self._address = (host, port)
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[Step]] = {}
-        self._defaults: dict[str, Step] = {}
+        self._defaults: dict[str, Step | RandomFaults] = {}
         self._keys: dict[str, str] = {}
         self._log: list[RecordedRequest] = []
         self._httpd: ProviderHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.batches = BatchEndpoints(self)  # OpenAI Files + Batches, Anthropic Message Batches
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -138,11 +149,12 @@ class FakeProviderServer:
         with self._lock:
             self._scripts.setdefault(name, deque()).extend(checked)
 
-    def set_default(self, name: str, step: Step) -> None:
-        """What `name` answers once its script is empty (initially Reply())."""
+    def set_default(self, name: str, step: Step | RandomFaults) -> None:
+        """What `name` answers once its script is empty (initially Reply()); a RandomFaults
+        draws a fault or its reply for each request."""
         _check_name(name)
         with self._lock:
-            self._defaults[name] = _check_step(step)
+            self._defaults[name] = step if isinstance(step, RandomFaults) else _check_step(step)
 
     def require_key(self, name: str, key: str) -> None:
         """Answer requests to `name` presenting any other API key with the protocol's 401."""
@@ -168,7 +180,8 @@ class FakeProviderServer:
 
     # serving ---------------------------------------------------------------------------------
 
-    def _route(self, method: str, path: str) -> tuple[str, Protocol] | None:
+    def _route(self, method: str, path: str) -> tuple[str, Protocol, str] | None:
+        """(provider name, protocol, the route: the path after the name prefix), or None."""
         if method != "POST":
             return None
         name, _, rest = path[1:].partition("/")
@@ -176,26 +189,31 @@ class FakeProviderServer:
         for candidate, route in candidates:  # an unprefixed route wins over a name prefix
             for protocol in PROTOCOLS.values():
                 if protocol.matches(route):
-                    return candidate, protocol
+                    return candidate, protocol, route
         return None
 
     def _handle(self, incoming: Incoming, conn: Connection) -> None:
+        if self.batches.serve(incoming, conn):
+            return
         target = urlsplit(incoming.target)
         route = self._route(incoming.method, target.path)
         if route is None:
             conn.send(_not_found(incoming.method, target.path))
             return
-        name, protocol = route
+        name, protocol, path = route
         try:
             body = json.loads(incoming.body)
         except ValueError:
             body = None
         json_ok = isinstance(body, dict)
+        query = dict(parse_qsl(target.query, keep_blank_values=True))
+        call = replace(protocol.call(name, body if json_ok else {}, incoming.headers, path, query),
+                       raw_body=incoming.body)
         presented = protocol.api_key(incoming.headers) or ""
         with self._lock:
             required = self._keys.get(name)
             answer: Step | ErrorSpec = (  # the real API's checks, then the scripted key, then the script
-                protocol.reject(incoming.headers, body, json_ok)
+                protocol.check(call, json_ok)
                 or (protocol.wrong_key(presented) if required not in (None, presented) else None)
                 or self._next_step(name)
             )
@@ -205,19 +223,21 @@ class FakeProviderServer:
                 protocol=protocol.name,
                 method=incoming.method,
                 path=target.path,
-                query=dict(parse_qsl(target.query, keep_blank_values=True)),
+                query=query,
                 headers=dict(incoming.headers),
                 body=body,
                 raw_body=incoming.body,
                 step=answer.label,
-                stream=json_ok and body.get("stream") is True,
+                stream=call.stream,
             ))
         if isinstance(answer, ErrorSpec):
             conn.send(protocol.error_response(answer))
             return
-        fallback = default if isinstance(default, Reply) else DEFAULT_REPLY
-        play(answer, Call(name, body, incoming.headers), protocol, conn, fallback)
+        fallback = default.reply if isinstance(default, RandomFaults) else (
+            default if isinstance(default, Reply) else DEFAULT_REPLY)
+        play(answer, call, protocol, conn, fallback)
 
     def _next_step(self, name: str) -> Step:
         queue = self._scripts.get(name)
-        return queue.popleft() if queue else self._defaults.get(name, DEFAULT_REPLY)
+        step = queue.popleft() if queue else self._defaults.get(name, DEFAULT_REPLY)
+        return step.draw() if isinstance(step, RandomFaults) else step

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
@@ -300,3 +301,24 @@ class Fault:
 
 
 Step = Union[Reply, Fault]
+
+
+class RandomFaults:
+    """A default step for soak tests: each request gets one of `faults` (with probability
+    `rate`, each equally likely) or else `reply`, drawn from a RNG seeded with `seed`.  The
+    server draws under its lock, so a seed and an order of arrival give the same answers."""
+
+    def __init__(self, rate: float, faults: Sequence[Fault], *, seed: int = 0, reply: Reply | None = None) -> None:
+        if not 0 <= rate <= 1:
+            raise ValueError(f"RandomFaults rate must lie in [0, 1], got {rate!r}")
+        if not faults or not all(isinstance(fault, Fault) for fault in faults):
+            raise TypeError("RandomFaults needs a non-empty sequence of Fault objects")
+        self.rate = rate
+        self.faults = tuple(faults)
+        self.reply = reply or Reply()
+        self._rng = random.Random(seed)
+
+    def draw(self) -> Step:
+        if self._rng.random() < self.rate:
+            return self._rng.choice(self.faults)
+        return self.reply
