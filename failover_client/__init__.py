@@ -6,6 +6,7 @@ Importing the package is cheap and does no I/O: names are resolved on first acce
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -16,20 +17,28 @@ _EXPORTS = {
         "CompletionRequest", "CompletionResponse", "Message", "Role", "StreamChunk", "Usage", "StopReason",
         "TextBlock", "ImageBlock", "ToolUseBlock", "ToolResultBlock", "ThinkingBlock", "ToolDefinition",
         "ToolChoice", "ThinkingConfig", "ResponseFormat", "ToolCallDelta", "Attempt", "collect", "iter_text",
-        "TokenCountRequest", "TokenCountResult",
+        "TokenCountRequest", "TokenCountResult", "BatchRequest", "BatchJob", "BatchResult", "BatchStatus",
+        "BatchCounts", "BatchResultStatus",
     ),
     "errors": (
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
         "ServerError", "OverloadedError", "ProviderTimeoutError", "NetworkError", "AuthenticationError",
         "MissingCredentialsError", "InvalidRequestError", "ContextLengthExceededError", "ContentFilteredError",
         "NotSupportedError", "ResponseDecodeError", "StreamInterruptedError", "AllProvidersFailedError",
+        "BudgetExceededError",
     ),
     "retry": ("RetryPolicy",),
     "provider": ("Provider",),
+    "models": ("ModelInfo", "UnknownModelError"),
+    "usage": ("UsageTracker",),
+    "log": ("configure_logging",),
     "failover": ("FailoverClient", "FailoverProvider", "FailoverConfig", "FallbackProvider", "FailoverTrigger"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted([*_WHERE, "presets"])
+
+# The library logs through this logger and never configures logging itself (see failover_client.log).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:
@@ -52,6 +61,7 @@ if TYPE_CHECKING:
     from .errors import (
         AllProvidersFailedError,
         AuthenticationError,
+        BudgetExceededError,
         ContentFilteredError,
         ContextLengthExceededError,
         FailoverClientError,
@@ -70,10 +80,18 @@ if TYPE_CHECKING:
         StreamInterruptedError,
     )
     from .failover import FailoverClient, FailoverConfig, FailoverProvider, FailoverTrigger, FallbackProvider
+    from .log import configure_logging
+    from .models import ModelInfo, UnknownModelError
     from .provider import Provider
     from .retry import RetryPolicy
     from .types import (
         Attempt,
+        BatchCounts,
+        BatchJob,
+        BatchRequest,
+        BatchResult,
+        BatchResultStatus,
+        BatchStatus,
         CompletionRequest,
         CompletionResponse,
         ImageBlock,
@@ -96,3 +114,4 @@ if TYPE_CHECKING:
         collect,
         iter_text,
     )
+    from .usage import UsageTracker

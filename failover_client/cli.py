@@ -11,6 +11,9 @@ import argparse
 import sys
 from typing import Sequence, TextIO
 
+from .batch_cli import add_batch_commands
+from .models_cli import add_models_commands
+
 DEMO_ANSWER = "The primary was rate limited, so this answer streamed from the fallback provider."
 
 
@@ -58,6 +61,8 @@ def add_demo_command(commands: argparse._SubParsersAction) -> None:
 # Each command module adds its sub-commands here; a sub-command sets ``run(args) -> exit code``.
 COMMANDS = [
     add_demo_command,
+    add_models_commands,
+    add_batch_commands,
 ]
 
 
