@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping
 from .errors import FailoverClientError, MissingCredentialsError, NotSupportedError, ResponseDecodeError, redact
 from .retry import Deadline
 from .streaming import StreamDecodeError
-from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult
+from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult, ToolUseBlock
 
 if TYPE_CHECKING:
     import requests
@@ -80,6 +80,25 @@ class Provider:
 
 def dumps(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def tool_arguments(name: str | None, arguments: Any) -> dict[str, Any]:
+    """A tool call's arguments as a dict.  Chat-completion style protocols send a JSON string
+    (which the model may have got wrong: a clear ResponseDecodeError then), others an object."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise ResponseDecodeError(
+                f"tool call {name!r} has arguments that are not JSON: {arguments[:80]!r}") from None
+    return arguments or {}
+
+
+def tool_use_from_function_call(call: Mapping[str, Any]) -> ToolUseBlock:
+    """``{"id", "function": {"name", "arguments"}}`` (OpenAI and Cohere v2) as a ToolUseBlock."""
+    function = call["function"]
+    name = function.get("name") or ""
+    return ToolUseBlock(call.get("id") or "", name, tool_arguments(name, function.get("arguments")))
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from ..errors import (
     ResponseDecodeError,
     ServerError,
 )
-from ..provider import HttpProvider, WireFormat
+from ..provider import HttpProvider, WireFormat, tool_use_from_function_call
 from ..streaming import iter_sse, loads_event
 from ..types import (
     CompletionRequest,
@@ -179,17 +179,6 @@ def request_to_wire(request: CompletionRequest, stream: bool) -> dict[str, Any]:
 # --- response ------------------------------------------------------------------------------
 
 
-def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
-    function = call["function"]
-    arguments = function.get("arguments") or ""
-    try:
-        parsed = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        raise ResponseDecodeError(
-            f"Cohere tool call {function.get('name')!r} has arguments that are not JSON: {arguments[:80]!r}") from None
-    return ToolUseBlock(call.get("id") or "", function.get("name") or "", parsed)
-
-
 def _content_from_wire(message: dict[str, Any]) -> list[ContentBlock]:
     content: list[ContentBlock] = []
     if message.get("tool_plan"):
@@ -199,7 +188,7 @@ def _content_from_wire(message: dict[str, Any]) -> list[ContentBlock]:
             content.append(TextBlock(item["text"]))
         elif item.get("type") == "thinking" and item.get("thinking"):
             content.append(ThinkingBlock(item["thinking"]))
-    content.extend(_tool_use(call) for call in message.get("tool_calls") or ())
+    content.extend(tool_use_from_function_call(call) for call in message.get("tool_calls") or ())
     return content
 
 

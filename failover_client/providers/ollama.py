@@ -23,7 +23,7 @@ import os
 from typing import Any, Iterable, Iterator
 
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
-from ..provider import HttpProvider, WireFormat
+from ..provider import HttpProvider, WireFormat, tool_arguments
 from ..streaming import iter_ndjson, loads_event
 from ..types import (
     CompletionRequest,
@@ -163,18 +163,6 @@ def request_to_wire(request: CompletionRequest, stream: bool) -> dict[str, Any]:
 # --- response ------------------------------------------------------------------------------
 
 
-def _arguments(function: dict[str, Any]) -> dict[str, Any]:
-    """Object arguments as sent; a string (some servers stringify) is parsed."""
-    arguments = function.get("arguments")
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except ValueError:
-            raise ResponseDecodeError(f"Ollama tool call {function.get('name')!r} has arguments that are not "
-                                      f"JSON: {arguments[:80]!r}") from None
-    return arguments or {}
-
-
 def response_from_wire(data: dict[str, Any], provider: str) -> CompletionResponse:
     if data.get("done") is not True:
         raise ResponseDecodeError("the answer is not done: it never finished", provider=provider,
@@ -188,7 +176,8 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
     calls = message.get("tool_calls") or ()
     for n, call in enumerate(calls):
         function = call["function"]
-        content.append(ToolUseBlock(call.get("id") or f"call_{n}", function["name"], _arguments(function)))
+        arguments = tool_arguments(function.get("name"), function.get("arguments"))
+        content.append(ToolUseBlock(call.get("id") or f"call_{n}", function["name"], arguments))
     raw = data.get("done_reason")
     return CompletionResponse(
         id="", model=data.get("model") or "", content=content, stop_reason=stop_reason(raw, bool(calls)),
@@ -212,9 +201,10 @@ def stream_from_wire(lines: Iterator[str], provider: str, model: str) -> Iterato
                 yield StreamChunk(thinking=message["thinking"], provider=provider)
             for call in message.get("tool_calls") or ():
                 function = call["function"]
+                arguments = tool_arguments(function.get("name"), function.get("arguments"))
                 yield StreamChunk(tool_call=ToolCallDelta(
                     calls, id=call.get("id") or f"call_{calls}", name=function["name"],
-                    arguments=json.dumps(_arguments(function))), provider=provider)
+                    arguments=json.dumps(arguments)), provider=provider)
                 calls += 1
         if obj.get("done"):
             raw = obj.get("done_reason")

@@ -13,7 +13,7 @@ from typing import Any, Generator, Iterator
 
 from ..batch_api import BatchMethods
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
-from ..provider import HttpProvider, WireFormat
+from ..provider import HttpProvider, WireFormat, tool_use_from_function_call
 from ..streaming import iter_sse, loads_event
 from ..types import (
     CompletionRequest,
@@ -153,17 +153,6 @@ def request_to_wire(request: CompletionRequest, stream: bool) -> dict[str, Any]:
     return body
 
 
-def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
-    function = call["function"]
-    arguments = function.get("arguments") or ""
-    try:
-        parsed = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        raise ResponseDecodeError(
-            f"tool call {function.get('name')!r} has arguments that are not JSON: {arguments[:80]!r}") from None
-    return ToolUseBlock(call.get("id") or "", function.get("name") or "", parsed)
-
-
 def response_from_wire(data: dict[str, Any], provider: str) -> CompletionResponse:
     choices = data.get("choices")
     if not choices:
@@ -181,7 +170,7 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
     elif text:
         content.append(TextBlock(text))
     for call in message.get("tool_calls") or ():
-        content.append(_tool_use(call))
+        content.append(tool_use_from_function_call(call))
     raw = choice.get("finish_reason")
     if not raw:
         raise ResponseDecodeError("the answer has no finish_reason: it never finished", provider=provider,
