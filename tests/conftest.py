@@ -7,12 +7,22 @@ import time
 
 import pytest
 
+from failover_client import collect
+
 from support import PROTOCOLS
 
 
 @pytest.fixture(params=sorted(PROTOCOLS))
 def protocol(request):
     return request.param
+
+
+@pytest.fixture(params=["plain", "stream"])
+def call(request):
+    """complete(), or complete_stream() folded with collect(): both must give the same answer."""
+    if request.param == "plain":
+        return lambda provider, req: provider.complete(req)
+    return lambda provider, req: collect(provider.complete_stream(req))
 
 
 def free_port():

@@ -32,13 +32,6 @@ def clean_environment(monkeypatch):
         monkeypatch.delenv(variable, raising=False)
 
 
-@pytest.fixture(params=["plain", "stream"])
-def call(request):
-    if request.param == "plain":
-        return lambda provider, req: provider.complete(req)
-    return lambda provider, req: collect(provider.complete_stream(req))
-
-
 def azure(server, name="p", **options):
     options.setdefault("api_version", "2024-10-21")
     if not {"api_key", "azure_ad_token", "azure_ad_token_provider"} & set(options):

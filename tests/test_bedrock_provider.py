@@ -75,14 +75,6 @@ def no_aws_environment(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture(params=["plain", "stream"])
-def call(request):
-    """complete(), or complete_stream() folded with collect(): both must give the same answer."""
-    if request.param == "plain":
-        return lambda provider, req: provider.complete(req)
-    return lambda provider, req: collect(provider.complete_stream(req))
-
-
 def bedrock(server, **options):
     return make_provider(server, "p", "bedrock", **options)
 

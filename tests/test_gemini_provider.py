@@ -50,14 +50,6 @@ WEATHER = ToolDefinition("get_weather", "Current weather", {
     "additionalProperties": False})
 
 
-@pytest.fixture(params=["plain", "stream"])
-def call(request):
-    """complete(), or complete_stream() folded with collect(): both must give the same answer."""
-    if request.param == "plain":
-        return lambda provider, req: provider.complete(req)
-    return lambda provider, req: collect(provider.complete_stream(req))
-
-
 def gemini(server, name="p", **options):
     options.setdefault("api_key", KEY)
     return make_provider(server, name, "gemini", **options)

@@ -20,7 +20,6 @@ from failover_client import (
     ToolResultBlock,
     ToolUseBlock,
     Usage,
-    collect,
 )
 from failover_client.errors import (
     ContextLengthExceededError,
@@ -38,14 +37,6 @@ from support import ask, make_provider
 
 WEATHER = ToolDefinition("get_weather", "Current weather", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
-
-
-@pytest.fixture(params=["plain", "stream"])
-def call(request):
-    """complete(), or complete_stream() folded with collect(): both must give the same answer."""
-    if request.param == "plain":
-        return lambda provider, req: provider.complete(req)
-    return lambda provider, req: collect(provider.complete_stream(req))
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,6 @@ from failover_client import (
     ToolResultBlock,
     ToolUseBlock,
     Usage,
-    collect,
 )
 from failover_client.errors import InvalidArgumentError
 from failover_client.testing import Reply, ToolCall
@@ -34,14 +33,6 @@ WEATHER = ToolDefinition("get_weather", "Current weather", {
 @pytest.fixture(params=["openai", "anthropic"])
 def protocol(request):
     return request.param
-
-
-@pytest.fixture(params=["plain", "stream"])
-def call(request):
-    """complete(), or complete_stream() folded with collect(): both must give the same answer."""
-    if request.param == "plain":
-        return lambda provider, req: provider.complete(req)
-    return lambda provider, req: collect(provider.complete_stream(req))
 
 
 def sent(server):

@@ -43,14 +43,6 @@ WEATHER = ToolDefinition("get_weather", "Current weather", {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
-@pytest.fixture(params=["plain", "stream"])
-def call(request):
-    """complete(), or complete_stream() folded with collect(): both must give the same answer."""
-    if request.param == "plain":
-        return lambda provider, req: provider.complete(req)
-    return lambda provider, req: collect(provider.complete_stream(req))
-
-
 def vertex(server, name="v", **options):
     return make_provider(server, name, "vertex", **options)
 
