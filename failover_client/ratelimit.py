@@ -53,7 +53,7 @@ def estimate_tokens(request: CompletionRequest) -> int:
     chars = sum(len(getattr(block, "text", None) or repr(block))  # images, tool calls: their size as written
                 for message in request.messages for block in message.content)
     if request.system:
-        chars += len(request.system) if isinstance(request.system, str) else sum(len(b.text) for b in request.system)
+        chars += len(request.system_text)
     if request.tools:
         chars += sum(len(json.dumps(tool.input_schema)) + len(tool.name) + len(tool.description)
                      for tool in request.tools)

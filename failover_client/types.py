@@ -282,6 +282,13 @@ class CompletionRequest(JsonMixin):
     metadata: dict[str, str] | None = None
     extra: dict[str, Any] | None = None  # merged into the wire body as it is: vendor options
 
+    @property
+    def system_text(self) -> str:
+        """The system prompt as one string, for protocols that take no blocks (or "")."""
+        if self.system is None or isinstance(self.system, str):
+            return self.system or ""
+        return "".join(block.text for block in self.system)
+
     def with_model(self, model: str) -> CompletionRequest:
         from dataclasses import replace
 

@@ -99,8 +99,7 @@ def _tool_result(block: ToolResultBlock, tool_names: dict[str, str]) -> dict[str
 def messages_to_wire(request: CompletionRequest) -> list[dict[str, Any]]:
     wire: list[dict[str, Any]] = []
     if request.system:
-        system = request.system if isinstance(request.system, str) else _text(request.system)
-        wire.append({"role": "system", "content": system})
+        wire.append({"role": "system", "content": request.system_text})
     tool_names: dict[str, str] = {}
     for message in request.messages:
         if message.role is Role.ASSISTANT:

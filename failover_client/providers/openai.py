@@ -85,8 +85,7 @@ def messages_to_wire(request: CompletionRequest) -> list[dict[str, Any]]:
     uses become ``tool_calls``; thinking blocks are not sent (the protocol has no place for them)."""
     wire: list[dict[str, Any]] = []
     if request.system:
-        system = request.system if isinstance(request.system, str) else "".join(b.text for b in request.system)
-        wire.append({"role": "system", "content": system})
+        wire.append({"role": "system", "content": request.system_text})
     for message in request.messages:
         if message.role is Role.ASSISTANT:
             wire.append(_assistant_to_wire(message))
