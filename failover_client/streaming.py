@@ -53,7 +53,7 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     event = ""
     data: list[bytes] = []
     # The end of the stream acts as one more blank line: pending data dispatches.
-    batches = _line_batches(_crlf_to_lf(chunks), keep_tail=False)
+    batches = _line_batches(chunks, keep_tail=False, cr_ends_lines=True)
     for lines in chain(batches, [[b""]]):
         for line in lines:
             if not line:
@@ -88,28 +88,14 @@ def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[str]:
                 yield _decode(line, "NDJSON line")
 
 
-def _crlf_to_lf(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Yield the chunks with every ``\\r\\n`` and lone ``\\r`` turned into ``\\n``.
-
-    A chunk ending in ``\\r`` already ends its line; a ``\\n`` opening the next
-    chunk is the rest of that same CRLF and is dropped.
-    """
-    after_cr = False
-    for chunk in chunks:
-        if after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        if not chunk:
-            continue  # keeps after_cr: an empty chunk may sit inside a CRLF
-        if b"\r" in chunk:
-            after_cr = chunk.endswith(b"\r")
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        else:
-            after_cr = False
-        yield chunk
-
-
-def _line_batches(chunks: Iterable[bytes], keep_tail: bool) -> Iterator[list[bytes]]:
+def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool = False) -> Iterator[list[bytes]]:
     """Yield, per chunk, the list of lines it completes (split on ``\\n`` only).
+
+    With cr_ends_lines (SSE), every ``\\r\\n`` and lone ``\\r`` counts as ``\\n``:
+    a chunk ending in ``\\r`` already ends its line, so a ``\\n`` opening the next
+    chunk is the rest of that same CRLF and is dropped (an empty chunk between
+    them changes nothing). Done here, in the one loop, because Gemini ends every
+    line with CRLF and a generator stage of its own cost measurably per event.
 
     The unterminated rest is kept as a list of pieces, joined once when its
     line ends, so a long line spread over many chunks costs linear time. At
@@ -118,7 +104,16 @@ def _line_batches(chunks: Iterable[bytes], keep_tail: bool) -> Iterator[list[byt
     """
     partial: list[bytes] = []
     at_start = True
+    after_cr = False
     for chunk in chunks:
+        if cr_ends_lines and chunk:
+            if after_cr and chunk[:1] == b"\n":
+                chunk = chunk[1:]
+            after_cr = chunk[-1:] == b"\r"
+            if b"\r" in chunk:
+                chunk = chunk.replace(b"\r\n", b"\n")
+                if b"\r" in chunk:
+                    chunk = chunk.replace(b"\r", b"\n")
         if b"\n" not in chunk:
             if chunk:
                 partial.append(chunk)

@@ -440,3 +440,9 @@ def test_long_stream_runs_in_bounded_memory(
     assert count == EVENT_COUNT
     assert total[0] > 4 * 1024 * 1024
     assert peak < 1024 * 1024
+
+
+def test_crlf_split_over_three_chunks_then_a_blank_line_dispatches():
+    # "\r" | "\n" | "\n": the first LF completes the CRLF, the second is the blank line
+    events = list(iter_sse([b"data: x\r", b"\n", b"\n", b"data: y\n\n"]))
+    assert events == [("", "x"), ("", "y")]
