@@ -8,6 +8,7 @@ streams the answer from the fallback (Anthropic protocol), then prints the trail
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence, TextIO
 
@@ -72,7 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for add_commands in COMMANDS:
         add_commands(commands)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # the reader went away (``| head``): nothing of ours failed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush is quiet
+        return 0
 
 
 if __name__ == "__main__":

@@ -115,3 +115,13 @@ def test_usage_summarises_a_log_file_and_its_rotated_backups(run, tmp_path):
 def test_usage_without_a_log_file(run, tmp_path):
     result = run("usage", str(tmp_path / "none.jsonl"))
     assert (result.returncode, result.stderr.strip()) == (2, f"no log file at {tmp_path / 'none.jsonl'}")
+
+
+def test_a_reader_that_stops_early_is_not_an_error():
+    import subprocess
+
+    process = subprocess.Popen(["failover-client", "models", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.read(200)
+    process.stdout.close()  # as `| head` does
+    _out, errors = process.communicate(timeout=60)
+    assert process.returncode == 0 and b"Traceback" not in errors
