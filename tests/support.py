@@ -1,6 +1,6 @@
 """Helpers the tests share: providers pointed at the fake server, and a short request."""
 
-from failover_client import CompletionRequest, Message
+from failover_client import CompletionRequest, Message, ToolDefinition
 from failover_client.providers import (
     AnthropicProvider,
     AzureOpenAIProvider,
@@ -44,3 +44,12 @@ def make_provider(server, name, protocol, **options):
 
 def ask(text="Hello", model="gpt-4o", **fields):
     return CompletionRequest(model=model, messages=[Message.user(text)], **fields)
+
+
+WEATHER = ToolDefinition("get_weather", "Current weather", {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+def sent(server):
+    """The last request the fake server received."""
+    return server.requests[-1]

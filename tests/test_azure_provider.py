@@ -20,7 +20,7 @@ from failover_client.providers.azure import AzureOpenAIProvider
 from failover_client.providers.openai import OpenAIProvider
 from failover_client.testing import Fault, Reply, ToolCall
 
-from support import ask
+from support import ask, sent
 
 KEY = "azure-key-0123456789abcdef"
 ENVIRONMENT = ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION")
@@ -37,10 +37,6 @@ def azure(server, name="p", **options):
     if not {"api_key", "azure_ad_token", "azure_ad_token_provider"} & set(options):
         options["api_key"] = KEY
     return AzureOpenAIProvider(azure_endpoint=server.base_url(name, "azure"), name=name, **options)
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 def test_classic_url_with_api_version_and_api_key_header(fake_provider, call):

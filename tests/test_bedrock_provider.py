@@ -58,12 +58,10 @@ from failover_client.testing._bedrock import (
     TEST_SECRET_ACCESS_KEY,
 )
 
-from support import make_provider
+from support import WEATHER, make_provider, sent
 
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
-WEATHER = ToolDefinition("get_weather", "Current weather", {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
                  "AWS_DEFAULT_REGION", "AWS_BEARER_TOKEN_BEDROCK")
 
@@ -81,10 +79,6 @@ def bedrock(server, **options):
 
 def ask(text="Hello", model=CLAUDE, **fields):
     return CompletionRequest(model=model, messages=[Message.user(text)], **fields)
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 # --- answers ------------------------------------------------------------------------------------

@@ -36,19 +36,13 @@ from failover_client.failover import FailoverClient, FailoverConfig, FallbackPro
 from failover_client.providers.cohere import CohereProvider
 from failover_client.testing import Fault, Reply, ToolCall
 
-from support import ask, make_provider
+from support import WEATHER, ask, make_provider, sent
 
 KEY = "co-test-key-0123456789"
-WEATHER = ToolDefinition("get_weather", "Current weather", {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
 def cohere(server, name="p", **options):
     return make_provider(server, name, "cohere", **options)
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 def test_text_answer(fake_provider, call):

@@ -41,7 +41,7 @@ from failover_client.providers import gemini as wire
 from failover_client.testing import Fault, Reply, ToolCall
 
 from cassettes import corpus_dir, load_cassette
-from support import make_provider
+from support import make_provider, sent
 
 MODEL = "gemini-2.5-flash"
 KEY = "AIzaSyFAKE-test-key-0123456789abcdef"
@@ -57,10 +57,6 @@ def gemini(server, name="p", **options):
 
 def ask(text="Hello", model=MODEL, **fields):
     return CompletionRequest(model=model, messages=[Message.user(text)], **fields)
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 # --- requests ---------------------------------------------------------------------------------

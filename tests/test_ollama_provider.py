@@ -16,7 +16,6 @@ from failover_client import (
     ThinkingBlock,
     ThinkingConfig,
     ToolChoice,
-    ToolDefinition,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -33,10 +32,7 @@ from failover_client.failover import FailoverClient, FailoverConfig, FallbackPro
 from failover_client.providers.ollama import OllamaProvider
 from failover_client.testing import Fault, Reply, ToolCall
 
-from support import ask, make_provider
-
-WEATHER = ToolDefinition("get_weather", "Current weather", {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+from support import WEATHER, ask, make_provider, sent
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +43,6 @@ def no_cloud_key(monkeypatch):
 def ollama(server, name="p", **options):
     options.setdefault("api_key", None)  # a local server: no key
     return make_provider(server, name, "ollama", **options)
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 def test_text_answer_without_any_key(fake_provider, call):

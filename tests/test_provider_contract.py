@@ -24,19 +24,12 @@ from failover_client import (
 from failover_client.errors import InvalidArgumentError
 from failover_client.testing import Reply, ToolCall
 
-from support import ask, make_provider
-
-WEATHER = ToolDefinition("get_weather", "Current weather", {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+from support import WEATHER, ask, make_provider, sent
 
 
 @pytest.fixture(params=["openai", "anthropic"])
 def protocol(request):
     return request.param
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 def test_text_answer(fake_provider, protocol, call):

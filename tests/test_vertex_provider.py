@@ -22,7 +22,6 @@ from failover_client import (
     ThinkingBlock,
     ThinkingConfig,
     TokenCountRequest,
-    ToolDefinition,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -33,14 +32,12 @@ from failover_client.providers import VertexProvider
 from failover_client.providers.vertex import default_base_url
 from failover_client.testing import Fault, Reply, ToolCall
 
-from support import OPTIONS, make_provider
+from support import OPTIONS, WEATHER, make_provider, sent
 
 TOKEN = OPTIONS["vertex"]["access_token"]
 GEMINI = "gemini-2.5-flash"
 CLAUDE = "claude-sonnet-4-5@20250929"
 ROOT = "/v/v1/projects/test-project/locations/us-central1/publishers"
-WEATHER = ToolDefinition("get_weather", "Current weather", {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
 
 def vertex(server, name="v", **options):
@@ -49,10 +46,6 @@ def vertex(server, name="v", **options):
 
 def ask(model, text="Hello", **fields):
     return CompletionRequest(model=model, messages=[Message.user(text)], **fields)
-
-
-def sent(server):
-    return server.requests[-1]
 
 
 # --- configuration and the token -------------------------------------------------------------
