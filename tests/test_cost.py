@@ -71,8 +71,8 @@ def test_long_prompts_pay_the_long_context_tier_for_the_whole_request():
 
 
 def test_unknown_prices_give_no_cost_rather_than_a_guess():
-    assert lookup("claude-fable-5-2").input_price is None
-    assert cost(Usage(10, 10), lookup("claude-fable-5-2")) is None
+    assert lookup("gpt-5.3-chat-latest").input_price is None
+    assert cost(Usage(10, 10), lookup("gpt-5.3-chat-latest")) is None
     # DeepSeek publishes no batch discount.
     assert cost(Usage(10, 10), lookup("deepseek-flash"), batch=True) is None
     # A cache read on a model without a published cache price has no known cost.

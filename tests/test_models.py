@@ -66,11 +66,11 @@ def test_every_row_is_sane():
 
 
 def test_the_csv_files_are_the_data_and_unknown_prices_are_empty_cells():
-    table = files("failover_client").joinpath("model_data", "anthropic.csv").read_text(encoding="utf-8")
+    table = files("failover_client").joinpath("model_data", "openai.csv").read_text(encoding="utf-8")
     records = {r["model"]: r for r in csv.DictReader(table.splitlines())}
-    assert records["claude-fable-5-2"]["input"] == ""
-    assert lookup("claude-fable-5-2").input_price is None
-    assert records["claude-opus-5-5"]["input"] == "4"
+    assert records["gpt-5.3-chat-latest"]["input"] == ""
+    assert lookup("gpt-5.3-chat-latest").input_price is None
+    assert records["gpt-6.2-sol"]["input"] == "2"
 
 
 def test_published_prices_of_a_few_models():
