@@ -30,9 +30,20 @@ TODAY = date.today().isoformat()
 
 def test_the_catalogue_is_large_and_spans_the_major_providers():
     assert len(CATALOGUE) >= 300
+    assert sum(row.input_price is not None and row.output_price is not None for row in CATALOGUE) >= 300
     providers = {row.provider for row in CATALOGUE}
     assert {"openai", "anthropic", "gemini", "vertex", "bedrock", "azure", "mistral", "deepseek", "xai", "groq",
             "cohere", "together", "fireworks"} <= providers
+
+
+def test_each_table_holds_one_catalogued_provider_named_by_its_file():
+    from failover_client.providers import names
+
+    for table in files("failover_client").joinpath("model_data").iterdir():
+        if table.name.endswith(".csv"):
+            providers = {r["provider"] for r in csv.DictReader(table.read_text(encoding="utf-8").splitlines())}
+            assert providers == {table.name[:-4]}, table.name
+            assert table.name[:-4] in names(), table.name
 
 
 def test_no_duplicate_names_or_aliases_within_a_provider():
