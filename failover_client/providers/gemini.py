@@ -306,44 +306,88 @@ def _part_chunks(part: dict[str, Any], response_id: str, calls: int,
 
 
 def _decode(events: Iterable[tuple[str, Any]], loads: Callable[[Any], Any], provider: str, model: str,
-            unfinished: type[ProviderError]) -> Iterator[StreamChunk]:
+            unfinished: type[ProviderError], sparse: bool = False) -> Iterator[StreamChunk]:
     """GenerateContentResponse objects (``loads`` of each event's data) to StreamChunks; ends with
     the stop reason and usage once the events run out, or raises ``unfinished`` when no
-    candidate carried a finishReason.  The per-event path is hot: plain text parts come first."""
+    candidate carried a finishReason.  The per-event path is hot: plain text parts come first,
+    and with ``sparse`` every event after the first decodes only its candidates when it can
+    (:func:`sparse_event`); usage is cumulative, so only the last event's is ever decoded."""
     response_id = ""
     calls = 0
     finish = None
-    meta = None
+    meta: Any = None  # the latest usageMetadata, or (event text, offset) where a sparse event's starts
     for _event, data in events:
-        obj = loads(data)
-        if not response_id:
-            response_id = obj.get("responseId") or uuid.uuid4().hex[:16]
-            yield StreamChunk(id=obj.get("responseId"), model=obj.get("modelVersion"), provider=provider)
-        candidates = obj.get("candidates")
-        if candidates:
+        seen = sparse_event(data) if sparse and response_id else None
+        if seen is None:
+            obj = loads(data)
+            if not response_id:
+                response_id = obj.get("responseId") or uuid.uuid4().hex[:16]
+                yield StreamChunk(id=obj.get("responseId"), model=obj.get("modelVersion"), provider=provider)
+            meta = obj.get("usageMetadata") or meta
+            candidates = obj.get("candidates")
+            if not candidates:
+                error = _without_candidates(obj, provider, model)
+                if error is not None:
+                    raise error
+                continue
             candidate = candidates[0]
             if candidate.get("index") and (candidate := _candidate(candidates)) is None:
                 continue
-            content = candidate.get("content")
-            if content:
-                for part in content.get("parts") or ():
-                    text = part.get("text")
-                    if text is not None and len(part) == 1:  # the common case: a plain text delta
-                        if text:
-                            yield StreamChunk(text=text, provider=provider)
-                    else:
-                        calls = yield from _part_chunks(part, response_id, calls, provider)
             finish = candidate.get("finishReason") or finish
+            content = candidate.get("content")
+            parts = content.get("parts") if content else None
         else:
-            error = _without_candidates(obj, provider, model)
-            if error is not None:
-                raise error
-        meta = obj.get("usageMetadata") or meta
+            parts, usage_at = seen
+            if usage_at >= 0:
+                meta = (data, usage_at)
+        for part in parts or ():
+            text = part.get("text")
+            if text is not None and len(part) == 1:  # the common case: a plain text delta
+                if text:
+                    yield StreamChunk(text=text, provider=provider)
+            else:
+                calls = yield from _part_chunks(part, response_id, calls, provider)
     if finish is None:
         raise unfinished("the answer ended before a candidate carried a finishReason", provider=provider,
                          model=model)
+    if meta.__class__ is tuple:
+        meta = _raw_decode(*meta)[0]
     yield StreamChunk(stop_reason=stop_reason(finish, calls > 0), raw_stop_reason=finish, usage=usage_from(meta),
                       provider=provider)
+
+
+# The layout Google's servers write an event in, around the one thing that changes: the parts.
+_PARTS_AT = '{"candidates": [{"content": {"parts": '
+_AFTER_PARTS = (',"role": "model"},"index": 0}]', ',"role": "model"}}]')
+_USAGE_AT = '"usageMetadata":'
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def sparse_event(data: str) -> tuple[list[Any], int] | None:
+    """The parts of an event's only candidate, decoded on their own, and the offset of its
+    ``usageMetadata`` object (-1 when it has none), for the decoder to decode later if it is
+    the last; ``None`` means "decode the whole event".  Each event repeats the response id, the
+    model version and the cumulative usage, most of its bytes, and only the parts are news.
+    The candidate must be exactly candidate 0 with its content and nothing else (no
+    finishReason, no safety ratings), in Google's own layout; anything else, or a usage value
+    that is not a non-empty object, goes to the full decoder.  A JSON string cannot hold an
+    unescaped quote, so the usage marker only matches the real key."""
+    if not data.startswith(_PARTS_AT):
+        return None
+    try:
+        parts, end = _raw_decode(data, len(_PARTS_AT))
+    except ValueError:
+        return None
+    if parts.__class__ is not list or not data.startswith(_AFTER_PARTS, end):
+        return None
+    usage_at = data.find(_USAGE_AT, end)
+    if usage_at >= 0:
+        usage_at += len(_USAGE_AT)
+        if data.startswith(" ", usage_at):
+            usage_at += 1
+        if not data.startswith('{"', usage_at):
+            return None
+    return parts, usage_at
 
 
 def _as_is(data: Any) -> Any:
@@ -358,7 +402,7 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
 def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: str) -> Iterator[StreamChunk]:
     """``alt=sse`` events (data-only, no terminator) to StreamChunks; usage arrives cumulatively
     on every event, so only the last is reported, with the stop reason, when the body ends."""
-    return _decode(events, loads_event, provider, model, NetworkError)
+    return _decode(events, loads_event, provider, model, NetworkError, sparse=True)
 
 
 def count_from_wire(data: Any, provider: str, model: str) -> TokenCountResult:

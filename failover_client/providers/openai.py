@@ -189,50 +189,89 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
     (OpenRouter sends one with ``choices``, after output), or an end without either, raises.
     Only choice 0 is read (with ``n > 1`` each chunk carries one choice, by ``index``); Azure
     opens with a chunk that has empty ``id``/``model`` and no choices, so the identity comes
-    from the first chunk that has it."""
+    from the first chunk that has it.  After that, a chunk whose only news is choice 0's delta
+    has just the delta decoded (see :func:`lone_delta`)."""
     loads = loads_event
     identified = False
     refused = False
-    finished = False
     for _event, data in events:
-        if data == "[DONE]":
-            return
-        obj = loads(data)
-        if "error" in obj and obj["error"]:
-            raise error_for_event(obj["error"], provider=provider, model=model)
-        if not identified and (obj.get("id") or obj.get("model")):
-            identified = True
-            yield StreamChunk(id=obj.get("id"), model=obj.get("model"), provider=provider)
-        choices = obj.get("choices")
-        if choices:
-            choice = choices[0]
-            if choice.get("index", 0) != 0:
-                choice = next((c for c in choices if c.get("index", 0) == 0), None)
+        delta = lone_delta(data) if identified else None
+        choice = obj = None
+        if delta is None:
+            if data == "[DONE]":
+                return
+            obj = loads(data)
+            if "error" in obj and obj["error"]:
+                raise error_for_event(obj["error"], provider=provider, model=model)
+            if not identified and (obj.get("id") or obj.get("model")):
+                identified = True
+                yield StreamChunk(id=obj.get("id"), model=obj.get("model"), provider=provider)
+            choice = first_choice(obj)
             if choice is not None:
                 delta = choice.get("delta")
-                if delta:
-                    text = delta.get("content")
-                    if text:
-                        if text.__class__ is str:
-                            yield StreamChunk(text=text, provider=provider)
-                        else:  # Mistral's typed parts
-                            yield from _part_chunks(text, provider)
-                    if (len(delta) > 1 or text is None) and (yield from _rare_delta(delta, provider)):
-                        refused = True
-                raw = choice.get("finish_reason")
-                if raw:
-                    reason = StopReason.REFUSAL if refused else stop_reason(raw)
-                    yield StreamChunk(stop_reason=reason, raw_stop_reason=raw, provider=provider)
-                    finished = obj.get("object") == PERPLEXITY_DONE
-                    groq = obj.get("x_groq")  # Groq's usage, when the request did not ask for include_usage
-                    if groq and groq.get("usage") and not obj.get("usage"):
-                        yield StreamChunk(usage=usage_from(groq["usage"]), provider=provider)
+        if delta:
+            text = delta.get("content")
+            if text:
+                if text.__class__ is str:
+                    yield StreamChunk(text=text, provider=provider)
+                else:  # Mistral's typed parts
+                    yield from _part_chunks(text, provider)
+            if (len(delta) > 1 or text is None) and (yield from _rare_delta(delta, provider)):
+                refused = True
+        if obj is None:
+            continue
+        raw = choice.get("finish_reason") if choice is not None else None
+        if raw:
+            reason = StopReason.REFUSAL if refused else stop_reason(raw)
+            yield StreamChunk(stop_reason=reason, raw_stop_reason=raw, provider=provider)
+            groq = obj.get("x_groq")  # Groq's usage, when the request did not ask for include_usage
+            if groq and groq.get("usage") and not obj.get("usage"):
+                yield StreamChunk(usage=usage_from(groq["usage"]), provider=provider)
         usage = obj.get("usage")
         if usage:
             yield StreamChunk(usage=usage_from(usage), provider=provider)
-        if finished:
+        if raw and obj.get("object") == PERPLEXITY_DONE:
             return
     raise NetworkError("the stream ended before data: [DONE]", provider=provider, model=model)
+
+
+def first_choice(chunk: dict[str, Any]) -> dict[str, Any] | None:
+    """Choice 0 of a chunk: the first, unless an ``n > 1`` stream put another one first."""
+    choices = chunk.get("choices")
+    if not choices:
+        return None
+    choice = choices[0]
+    if choice.get("index", 0) != 0:
+        return next((c for c in choices if c.get("index", 0) == 0), None)
+    return choice
+
+
+_DELTA_AT = '"choices":[{"index":0,"delta":'
+_UNFINISHED = (',"logprobs":null,"finish_reason":null', ',"finish_reason":null')
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def lone_delta(data: str) -> dict[str, Any] | None:
+    """Choice 0's delta, decoded on its own, when the chunk can carry nothing else we read;
+    ``None`` means "decode the whole chunk".  Most chunks of a stream are such text deltas,
+    and hosts wrap them in fields we never read (Azure repeats its content-filter verdicts in
+    every one, OpenAI adds ids, fingerprints and padding), so skipping the rest roughly halves
+    the decoding.  Conservative by construction: any ``"error"`` or non-null ``"usage"`` text
+    anywhere, a finish reason, or a layout other than compact ``"choices":[{"index":0,
+    "delta":{...},...,"finish_reason":null`` sends the chunk to the full decoder.  A JSON
+    string cannot hold an unescaped quote, so these markers never match inside content."""
+    at = data.find(_DELTA_AT)
+    if at < 0 or '"error"' in data:
+        return None
+    if '"usage"' in data and data.count('"usage"') != data.count('"usage":null'):
+        return None
+    try:
+        delta, end = _raw_decode(data, at + len(_DELTA_AT))
+    except ValueError:
+        return None
+    if delta.__class__ is dict and data.startswith(_UNFINISHED, end):
+        return delta
+    return None
 
 
 def content_parts(parts: list[Any]) -> Iterator[tuple[str, str]]:
