@@ -146,7 +146,9 @@ def _decode(raw: bytes, where: str) -> str:
         raise StreamDecodeError(f"invalid UTF-8 in {where} at byte {exc.start}: {bad!r} ({exc.reason})") from None
 
 
-_raw_decode = json.JSONDecoder().raw_decode
+# One JSON value from an offset of a string, and where it ends: lets a decoder read one field
+# of an event without decoding the rest.
+raw_decode = json.JSONDecoder().raw_decode
 
 
 def loads_event(text: str) -> Any:
@@ -155,7 +157,7 @@ def loads_event(text: str) -> Any:
     Anthropic pads, and anything else that is not plain JSON goes through ``json.loads`` so the
     error says what was wrong."""
     try:
-        value, end = _raw_decode(text)
+        value, end = raw_decode(text)
     except ValueError:
         return json.loads(text)
     if end != len(text) and text[end:].strip():

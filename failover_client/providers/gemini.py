@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..provider import HttpProvider, WireFormat, dumps
 from ..retry import Deadline
-from ..streaming import iter_sse, loads_event
+from ..streaming import iter_sse, loads_event, raw_decode
 from ..types import (
     CompletionRequest,
     CompletionResponse,
@@ -351,7 +351,7 @@ def _decode(events: Iterable[tuple[str, Any]], loads: Callable[[Any], Any], prov
         raise unfinished("the answer ended before a candidate carried a finishReason", provider=provider,
                          model=model)
     if meta.__class__ is tuple:
-        meta = _raw_decode(*meta)[0]
+        meta = raw_decode(*meta)[0]
     yield StreamChunk(stop_reason=stop_reason(finish, calls > 0), raw_stop_reason=finish, usage=usage_from(meta),
                       provider=provider)
 
@@ -360,7 +360,6 @@ def _decode(events: Iterable[tuple[str, Any]], loads: Callable[[Any], Any], prov
 _PARTS_AT = '{"candidates": [{"content": {"parts": '
 _AFTER_PARTS = (',"role": "model"},"index": 0}]', ',"role": "model"}}]')
 _USAGE_AT = '"usageMetadata":'
-_raw_decode = json.JSONDecoder().raw_decode
 
 
 def sparse_event(data: str) -> tuple[list[Any], int] | None:
@@ -375,7 +374,7 @@ def sparse_event(data: str) -> tuple[list[Any], int] | None:
     if not data.startswith(_PARTS_AT):
         return None
     try:
-        parts, end = _raw_decode(data, len(_PARTS_AT))
+        parts, end = raw_decode(data, len(_PARTS_AT))
     except ValueError:
         return None
     if parts.__class__ is not list or not data.startswith(_AFTER_PARTS, end):

@@ -14,7 +14,7 @@ from typing import Any, Generator, Iterator
 from ..batch_api import BatchMethods
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
 from ..provider import HttpProvider, WireFormat, tool_use_from_function_call
-from ..streaming import iter_sse, loads_event
+from ..streaming import iter_sse, loads_event, raw_decode
 from ..types import (
     CompletionRequest,
     CompletionResponse,
@@ -248,7 +248,6 @@ def first_choice(chunk: dict[str, Any]) -> dict[str, Any] | None:
 
 _DELTA_AT = '"choices":[{"index":0,"delta":'
 _UNFINISHED = (',"logprobs":null,"finish_reason":null', ',"finish_reason":null')
-_raw_decode = json.JSONDecoder().raw_decode
 
 
 def lone_delta(data: str) -> dict[str, Any] | None:
@@ -266,7 +265,7 @@ def lone_delta(data: str) -> dict[str, Any] | None:
     if '"usage"' in data and data.count('"usage"') != data.count('"usage":null'):
         return None
     try:
-        delta, end = _raw_decode(data, at + len(_DELTA_AT))
+        delta, end = raw_decode(data, at + len(_DELTA_AT))
     except ValueError:
         return None
     if delta.__class__ is dict and data.startswith(_UNFINISHED, end):
