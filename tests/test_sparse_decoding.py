@@ -66,7 +66,7 @@ def in_some_order(draw, fields: dict) -> dict:
 @st.composite
 def chat_chunk(draw) -> str:
     choices = [chat_choice(draw, 0)]
-    if draw(st.integers(0, 5)) == 0:  # an n > 1 stream: another choice, first or after
+    if draw(st.integers(0, 3)) == 0:  # an n > 1 stream: another choice, first or after
         other = chat_choice(draw, 1)
         choices = [other, *choices] if draw(st.booleans()) else [*choices, other]
     fields = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
@@ -84,7 +84,8 @@ def chat_chunk(draw) -> str:
         fields["error"] = {"message": "upstream failed", "code": 502}
     elif rare == 2:
         fields["x_groq"] = {"usage": {"prompt_tokens": 3, "completion_tokens": 4}}
-    return json.dumps(in_some_order(draw, fields), separators=(",", ":"), ensure_ascii=False)
+    sort_keys = draw(st.booleans())  # Azure sorts the keys at every level
+    return json.dumps(in_some_order(draw, fields), separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
 
 
 def openai_full(events, provider, model):
@@ -95,6 +96,11 @@ def openai_full(events, provider, model):
 
 
 @hypothesis.given(st.lists(chat_chunk(), min_size=1, max_size=8), st.booleans())
+@hypothesis.example([  # n > 1 with keys sorted: the first delta in the text is choice 1's
+    '{"choices":[{"delta":{"content":"a"},"finish_reason":null,"index":0}],"id":"c"}',
+    '{"choices":[{"delta":{"content":"one"},"finish_reason":null,"index":1},'
+    '{"delta":{"content":"zero"},"finish_reason":null,"index":0}],"id":"c"}',
+], True)
 @hypothesis.settings(max_examples=400, deadline=None)
 def test_openai_shortcut_means_the_same_as_the_full_decoder(chunks, done):
     events = [("", data) for data in chunks] + ([("", "[DONE]")] if done else [])
@@ -102,9 +108,11 @@ def test_openai_shortcut_means_the_same_as_the_full_decoder(chunks, done):
 
 
 def test_azure_text_chunks_take_the_shortcut_and_keep_their_text():
-    chunk = ('{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,'
-             '"delta":{"content":"hi \\"there\\""},"logprobs":null,"finish_reason":null,"content_filter_results":'
-             '{"hate":{"filtered":false,"severity":"safe"}}}],"obfuscation":"x"}')
+    # Azure's layout, keys sorted at every level (crewai's recorded Azure stream in the corpus)
+    chunk = ('{"choices":[{"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}},'
+             '"delta":{"content":"hi \\"there\\""},"finish_reason":null,"index":0,"logprobs":null}],'
+             '"created":1,"id":"c1","model":"m","obfuscation":"x","object":"chat.completion.chunk",'
+             '"system_fingerprint":"fp","usage":null}')
     assert openai.lone_delta(chunk) == {"content": 'hi "there"'}
     events = [("", chunk), ("", chunk), ("", "[DONE]")]
     texts = [c.text for c in openai.stream_from_wire(iter(events), "azure", "m") if c.text]
@@ -121,6 +129,9 @@ def test_azure_text_chunks_take_the_shortcut_and_keep_their_text():
     # another layout: finish_reason before delta, or spaces after colons
     '{"choices":[{"index":0,"finish_reason":null,"delta":{"content":"a"}}]}',
     '{"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": null}]}',
+    # Azure's sorted layout: a finish, or a choice other than 0
+    '{"choices":[{"content_filter_results":{},"delta":{"content":"a"},"finish_reason":"stop","index":0}]}',
+    '{"choices":[{"content_filter_results":{},"delta":{"content":"a"},"finish_reason":null,"index":1}]}',
     # a truncated delta
     '{"choices":[{"index":0,"delta":{"content":"a',
 ])

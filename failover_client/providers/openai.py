@@ -246,8 +246,14 @@ def first_choice(chunk: dict[str, Any]) -> dict[str, Any] | None:
     return choice
 
 
-_DELTA_AT = '"choices":[{"index":0,"delta":'
-_UNFINISHED = (',"logprobs":null,"finish_reason":null', ',"finish_reason":null')
+# Where choice 0's delta starts and what must follow it, in the two layouts hosts write: OpenAI's
+# field order, and keys sorted at every level (Azure: content_filter_results, delta,
+# finish_reason, index, logprobs).
+_OPENAI_DELTA = '"choices":[{"index":0,"delta":'
+_OPENAI_UNFINISHED = (',"logprobs":null,"finish_reason":null', ',"finish_reason":null')
+_SORTED_START = '{"choices":[{'
+_SORTED_DELTA = '"delta":'
+_SORTED_UNFINISHED = (',"finish_reason":null,"index":0,', ',"finish_reason":null,"index":0}')
 
 
 def lone_delta(data: str) -> dict[str, Any] | None:
@@ -255,20 +261,24 @@ def lone_delta(data: str) -> dict[str, Any] | None:
     ``None`` means "decode the whole chunk".  Most chunks of a stream are such text deltas,
     and hosts wrap them in fields we never read (Azure repeats its content-filter verdicts in
     every one, OpenAI adds ids, fingerprints and padding), so skipping the rest roughly halves
-    the decoding.  Conservative by construction: any ``"error"`` or non-null ``"usage"`` text
-    anywhere, a finish reason, or a layout other than compact ``"choices":[{"index":0,
-    "delta":{...},...,"finish_reason":null`` sends the chunk to the full decoder.  A JSON
-    string cannot hold an unescaped quote, so these markers never match inside content."""
-    at = data.find(_DELTA_AT)
+    the decoding.  Conservative by construction: an ``"error"`` anywhere, a ``"usage"`` other
+    than one null, a finish reason, another choice, or a layout other than the two compact
+    ones above sends the chunk to the full decoder.  Inside a JSON string every quote is escaped,
+    so a marker that ends in a quote or a colon after one never matches inside content."""
+    if data.startswith(_SORTED_START) and not data.startswith(_OPENAI_DELTA, 1):
+        at, marker, unfinished = data.find(_SORTED_DELTA), _SORTED_DELTA, _SORTED_UNFINISHED
+    else:
+        at, marker, unfinished = data.find(_OPENAI_DELTA), _OPENAI_DELTA, _OPENAI_UNFINISHED
     if at < 0 or '"error"' in data:
         return None
-    if '"usage"' in data and data.count('"usage"') != data.count('"usage":null'):
+    usage = data.find('"usage"')  # allowed once, as null
+    if usage >= 0 and (not data.startswith('"usage":null', usage) or data.find('"usage"', usage + 12) >= 0):
         return None
     try:
-        delta, end = raw_decode(data, at + len(_DELTA_AT))
+        delta, end = raw_decode(data, at + len(marker))
     except ValueError:
         return None
-    if delta.__class__ is dict and data.startswith(_UNFINISHED, end):
+    if delta.__class__ is dict and data.startswith(unfinished, end):
         return delta
     return None
 

@@ -146,7 +146,9 @@ class AzureProtocol(OpenAIProtocol):
 
 
 def _with_filter_results(event: bytes, reply: Reply) -> bytes:
-    """An OpenAI chunk event with Azure's per-choice content_filter_results added."""
+    """An OpenAI chunk event with Azure's per-choice content_filter_results added, its keys
+    sorted at every level as Azure writes them (``{"choices":[{"content_filter_results":...,
+    "delta":...,"finish_reason":null,"index":0,...}],"created":...``, recorded traffic)."""
     payload = event.decode()[len("data: "):].rstrip("\n")
     if payload == "[DONE]":
         return event
@@ -154,7 +156,7 @@ def _with_filter_results(event: bytes, reply: Reply) -> bytes:
     for choice in chunk["choices"]:
         delta = choice.get("delta") or {}
         choice["content_filter_results"] = _choice_filter(reply) if delta.get("content") else {}
-    return sse(chunk)
+    return sse(json.dumps(chunk, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 PROTOCOL = AzureProtocol()
