@@ -266,21 +266,27 @@ def lone_delta(data: str) -> dict[str, Any] | None:
     ones above sends the chunk to the full decoder.  Inside a JSON string every quote is escaped,
     so a marker that ends in a quote or a colon after one never matches inside content."""
     if data.startswith(_SORTED_START) and not data.startswith(_OPENAI_DELTA, 1):
-        at, marker, unfinished = data.find(_SORTED_DELTA), _SORTED_DELTA, _SORTED_UNFINISHED
+        at, marker, unfinished = data.find(_SORTED_DELTA, len(_SORTED_START)), _SORTED_DELTA, _SORTED_UNFINISHED
     else:
         at, marker, unfinished = data.find(_OPENAI_DELTA), _OPENAI_DELTA, _OPENAI_UNFINISHED
-    if at < 0 or '"error"' in data:
-        return None
-    usage = data.find('"usage"')  # allowed once, as null
-    if usage >= 0 and (not data.startswith('"usage":null', usage) or data.find('"usage"', usage + 12) >= 0):
+    if at < 0:
         return None
     try:
         delta, end = raw_decode(data, at + len(marker))
     except ValueError:
         return None
-    if delta.__class__ is dict and data.startswith(unfinished, end):
-        return delta
-    return None
+    if delta.__class__ is not dict or not data.startswith(unfinished, end):
+        return None
+    # A chunk that opens with "choices" has every other top-level key after choice 0's delta,
+    # so only what follows the delta can hold an error or usage; in OpenAI's order they may
+    # come first.
+    rest = end if unfinished is _SORTED_UNFINISHED else 0
+    if data.find('"error"', rest) >= 0:
+        return None
+    usage = data.find('"usage"', rest)  # allowed once, as null
+    if usage >= 0 and (not data.startswith('"usage":null', usage) or data.find('"usage"', usage + 12) >= 0):
+        return None
+    return delta
 
 
 def content_parts(parts: list[Any]) -> Iterator[tuple[str, str]]:
