@@ -3,14 +3,16 @@
 usage: python benchmarks/protocol_streams.py [--calls N] [--rounds R]
 
 The package's own FakeProviderServer runs in a child process (so the client's CPU time is its
-own) and streams the same 200 text deltas in each protocol's framing.  Rounds alternate the
-providers; the median round's client CPU time per wire event is reported.  Target (issue 3):
-every protocol within 1.1x of OpenAI's per-event cost.
+own) and streams the same 200 text deltas in each protocol's framing.  Each round runs every
+provider once, in a shuffled order; the ratio to OpenAI is taken within each round and the
+median (and quartiles) of those ratios is reported, with the median client CPU per wire event.
+Target (issue 3): every protocol within 1.1x of OpenAI's per-event cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import sys
@@ -78,18 +80,26 @@ def main() -> None:
         for name, provider in clients.items():  # warm up; the wire events per stream are the chunks seen
             events[name] = max(1, sum(1 for _ in provider.complete_stream(request)))
         cpu: dict[str, list[float]] = {name: [] for name in clients}
+        order = list(clients)
+        shuffle = random.Random(0).shuffle
         for _ in range(args.rounds):
-            for name, provider in clients.items():
+            shuffle(order)  # no provider always runs just after another one
+            for name in order:
+                provider = clients[name]
                 started = time.process_time()
                 for _ in range(args.calls):
                     for _ in provider.complete_stream(request):
                         pass
                 cpu[name].append((time.process_time() - started) / args.calls / events[name] * 1e6)
-        baseline = statistics.median(cpu["openai"])
-        print(f"{'provider':<10} {'us/event':>9} {'vs openai':>10}  (client CPU, median of {args.rounds} rounds)")
+        # Each round's ratio pairs measurements taken moments apart, so drift in the machine's
+        # speed over the run cancels out; the median and quartiles are over those ratios.
+        print(f"{'provider':<10} {'us/event':>9} {'vs openai':>10} {'quartiles':>12}  "
+              f"(client CPU, {args.rounds} rounds)")
         for name in clients:
-            median = statistics.median(cpu[name])
-            print(f"{name:<10} {median:>9.2f} {median / baseline:>10.2f}")
+            ratios = sorted(mine / base for mine, base in zip(cpu[name], cpu["openai"], strict=True))
+            low, _, high = statistics.quantiles(ratios, n=4)
+            print(f"{name:<10} {statistics.median(cpu[name]):>9.2f} {statistics.median(ratios):>10.2f} "
+                  f"{low:>6.2f}-{high:<5.2f}")
     finally:
         server.kill()
 
