@@ -6,8 +6,9 @@ where no read loop could check a flag.  Only the socket itself can wake a thread
 ``recv``, so:
 
 * a worker thread enters a :class:`CancelScope` (:func:`enter`);
-* the connection pools of :class:`~failover_client.transport.Transport` note every connection
-  they hand to a thread inside a scope, and forget it when it is given back;
+* the connection pools of :class:`~failover_client.transport.Transport` (built with the
+  :class:`TrackingPool` and :class:`TrackedConnection` mixins) note every connection they hand
+  to a thread inside a scope, and forget it when it is given back;
 * :meth:`CancelScope.cancel` shuts those sockets down: the blocked read returns at once,
   urllib3 discards the connection, and the worker sees an ordinary NetworkError that nobody
   is waiting for.  A connection still being opened is shut down as soon as it is connected.
@@ -22,9 +23,6 @@ from __future__ import annotations
 import socket
 import threading
 from typing import Any, Callable
-
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 _local = threading.local()
 
@@ -89,8 +87,9 @@ def _shut_down(connection: Any) -> None:
             pass  # already closed
 
 
-class _TrackedConnection:
-    """Checks, once connected, whether its attempt was cancelled while it was connecting."""
+class TrackedConnection:
+    """Connection mixin: checks, once connected, whether its attempt was cancelled while it was
+    connecting."""
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -99,8 +98,9 @@ class _TrackedConnection:
             scope._connected(self)
 
 
-class _TrackingPool:
-    """Hands connections to the current thread's scope, and takes them back from it."""
+class TrackingPool:
+    """Connection-pool mixin: hands connections to the current thread's scope, and takes them
+    back from it."""
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         connection = super()._get_conn(timeout)  # type: ignore[misc]
@@ -118,23 +118,3 @@ class _TrackingPool:
         if scope is not None:
             scope._forget(connection)
         super()._put_conn(connection)  # type: ignore[misc]
-
-
-class _HTTPConnection(_TrackedConnection, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_TrackedConnection, HTTPSConnection):
-    pass
-
-
-class _HTTPConnectionPool(_TrackingPool, HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSConnectionPool(_TrackingPool, HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-# What Transport mounts in its PoolManager (``pool_classes_by_scheme``).
-POOL_CLASSES = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}

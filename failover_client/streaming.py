@@ -91,11 +91,11 @@ def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[str]:
 def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool = False) -> Iterator[list[bytes]]:
     """Yield, per chunk, the list of lines it completes (split on ``\\n`` only).
 
-    With cr_ends_lines (SSE), every ``\\r\\n`` and lone ``\\r`` counts as ``\\n``:
-    a chunk ending in ``\\r`` already ends its line, so a ``\\n`` opening the next
-    chunk is the rest of that same CRLF and is dropped (an empty chunk between
-    them changes nothing). Done here, in the one loop, because Gemini ends every
-    line with CRLF and a generator stage of its own cost measurably per event.
+    With cr_ends_lines (SSE), every ``\\r\\n`` and lone ``\\r`` counts as ``\\n``, which is
+    exactly where ``bytes.splitlines`` splits, in one pass (Gemini ends every line with CRLF,
+    and rewriting the chunk first cost more than the rest of the split). A chunk ending in
+    ``\\r`` already ends its line, so a ``\\n`` opening the next chunk is the rest of that same
+    CRLF and is dropped (an empty chunk between them changes nothing).
 
     The unterminated rest is kept as a list of pieces, joined once when its
     line ends, so a long line spread over many chunks costs linear time. At
@@ -106,23 +106,29 @@ def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool 
     at_start = True
     after_cr = False
     for chunk in chunks:
-        if cr_ends_lines and chunk:
+        if cr_ends_lines:
             if after_cr and chunk[:1] == b"\n":
                 chunk = chunk[1:]
-            after_cr = chunk[-1:] == b"\r"
-            if b"\r" in chunk:
-                chunk = chunk.replace(b"\r\n", b"\n")
-                if b"\r" in chunk:
-                    chunk = chunk.replace(b"\r", b"\n")
-        if b"\n" not in chunk:
-            if chunk:
-                partial.append(chunk)
+                after_cr = False
+            if not chunk:
+                continue
+            last = chunk[-1:]
+            after_cr = last == b"\r"
+            lines = chunk.splitlines()
+            tail = b"" if after_cr or last == b"\n" else lines.pop()
+        else:
+            if b"\n" not in chunk:
+                if chunk:
+                    partial.append(chunk)
+                continue
+            lines = chunk.split(b"\n")
+            tail = lines.pop()
+        if not lines:
+            partial.append(tail)
             continue
-        lines = chunk.split(b"\n")
         if partial:
             partial.append(lines[0])
             lines[0] = b"".join(partial)
-        tail = lines.pop()
         partial = [tail] if tail else []
         if at_start:
             lines[0] = _strip_bom(lines[0])

@@ -243,3 +243,40 @@ def test_request_after_the_deadline_sends_nothing(fake_provider):
     with pytest.raises(ProviderTimeoutError, match="before the request was sent"):
         transport.request("POST", "/v1/chat/completions", body=b"{}", deadline=expired)
     assert fake_provider.requests == []
+
+
+def test_a_fast_stream_of_small_chunks_is_read_in_wide_reads(monkeypatch):
+    """A chunked body is read a size line and a chunk at a time; through http.client's own
+    8 KiB buffer, 1 MiB would take at least 128 socket reads."""
+    chunk = b"x" * 500
+    body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(2048)) + b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    listener = socket.create_server(("127.0.0.1", 0))
+    written = threading.Event()
+
+    def answer():
+        connection, _ = listener.accept()
+        with connection:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * len(body))
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(65536)
+            connection.sendall(head + body)
+            written.set()
+            while connection.recv(65536):  # the request's body, then the client hanging up
+                pass
+
+    threading.Thread(target=answer, daemon=True).start()
+    reads = []
+    real_readinto = socket.SocketIO.readinto
+    monkeypatch.setattr(socket.SocketIO, "readinto", lambda self, b: reads.append(1) or real_readinto(self, b))
+    transport = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}", provider="p")
+    try:
+        response = transport.request("POST", "/stream", body=b"{}")
+        assert written.wait(5)
+        reads.clear()  # count the body's reads only
+        assert sum(len(part) for part in response.iter_bytes()) == 2048 * len(chunk)
+        assert len(reads) < 64
+    finally:
+        transport.close()
+        listener.close()
