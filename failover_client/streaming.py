@@ -89,7 +89,7 @@ def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[str]:
 
 
 def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool = False) -> Iterator[list[bytes]]:
-    """Yield, per chunk, the list of lines it completes (split on ``\\n`` only).
+    """Yield, per chunk, the list of lines it completes (ended by ``\\n``).
 
     With cr_ends_lines (SSE), every ``\\r\\n`` and lone ``\\r`` counts as ``\\n``, which is
     exactly where ``bytes.splitlines`` splits, in one pass (Gemini ends every line with CRLF,

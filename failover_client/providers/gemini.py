@@ -310,8 +310,8 @@ def _decode(events: Iterable[tuple[str, Any]], loads: Callable[[Any], Any], prov
     """GenerateContentResponse objects (``loads`` of each event's data) to StreamChunks; ends with
     the stop reason and usage once the events run out, or raises ``unfinished`` when no
     candidate carried a finishReason.  The per-event path is hot: plain text parts come first,
-    and with ``sparse`` every event after the first decodes only its candidates when it can
-    (:func:`sparse_event`); usage is cumulative, so only the last event's is ever decoded."""
+    and with ``sparse`` every event after the first decodes only its candidate's parts when it
+    can (:func:`sparse_event`); usage is cumulative, so only the last event's is ever decoded."""
     response_id = ""
     calls = 0
     finish = None

@@ -254,6 +254,7 @@ _OPENAI_UNFINISHED = (',"logprobs":null,"finish_reason":null', ',"finish_reason"
 _SORTED_START = '{"choices":[{'
 _SORTED_DELTA = '"delta":'
 _SORTED_UNFINISHED = (',"finish_reason":null,"index":0,', ',"finish_reason":null,"index":0}')
+_NULL_USAGE = '"usage":null'
 
 
 def lone_delta(data: str) -> dict[str, Any] | None:
@@ -265,14 +266,17 @@ def lone_delta(data: str) -> dict[str, Any] | None:
     than one null, a finish reason, another choice, or a layout other than the two compact
     ones above sends the chunk to the full decoder.  Inside a JSON string every quote is escaped,
     so a marker that ends in a quote or a colon after one never matches inside content."""
-    if data.startswith(_SORTED_START) and not data.startswith(_OPENAI_DELTA, 1):
-        at, marker, unfinished = data.find(_SORTED_DELTA, len(_SORTED_START)), _SORTED_DELTA, _SORTED_UNFINISHED
+    opens_with_choices = data.startswith(_SORTED_START) and not data.startswith(_OPENAI_DELTA, 1)
+    if opens_with_choices:
+        at = data.find(_SORTED_DELTA, len(_SORTED_START))
+        start, unfinished = at + len(_SORTED_DELTA), _SORTED_UNFINISHED
     else:
-        at, marker, unfinished = data.find(_OPENAI_DELTA), _OPENAI_DELTA, _OPENAI_UNFINISHED
+        at = data.find(_OPENAI_DELTA)
+        start, unfinished = at + len(_OPENAI_DELTA), _OPENAI_UNFINISHED
     if at < 0:
         return None
     try:
-        delta, end = raw_decode(data, at + len(marker))
+        delta, end = raw_decode(data, start)
     except ValueError:
         return None
     if delta.__class__ is not dict or not data.startswith(unfinished, end):
@@ -280,11 +284,12 @@ def lone_delta(data: str) -> dict[str, Any] | None:
     # A chunk that opens with "choices" has every other top-level key after choice 0's delta,
     # so only what follows the delta can hold an error or usage; in OpenAI's order they may
     # come first.
-    rest = end if unfinished is _SORTED_UNFINISHED else 0
+    rest = end if opens_with_choices else 0
     if data.find('"error"', rest) >= 0:
         return None
     usage = data.find('"usage"', rest)  # allowed once, as null
-    if usage >= 0 and (not data.startswith('"usage":null', usage) or data.find('"usage"', usage + 12) >= 0):
+    if usage >= 0 and (not data.startswith(_NULL_USAGE, usage)
+                       or data.find('"usage"', usage + len(_NULL_USAGE)) >= 0):
         return None
     return delta
 
