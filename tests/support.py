@@ -1,4 +1,8 @@
-"""Helpers the tests share: providers pointed at the fake server, and a short request."""
+"""Helpers the tests share: providers pointed at the fake server, a short request, and the
+installed console script."""
+
+import sys
+from pathlib import Path
 
 from failover_client import CompletionRequest, Message, ToolDefinition
 from failover_client.providers import (
@@ -53,3 +57,14 @@ WEATHER = ToolDefinition("get_weather", "Current weather", {
 def sent(server):
     """The last request the fake server received."""
     return server.requests[-1]
+
+
+def console_script():
+    """The ``failover-client`` script installed beside the interpreter running the tests.
+
+    Never a PATH lookup: the README's test command runs ``.venv/bin/python`` without activating the
+    venv, so PATH may hold nothing of ours, or an older install from somewhere else.
+    """
+    script = Path(sys.executable).parent / "failover-client"
+    assert script.is_file(), f"no failover-client beside {sys.executable}: install the package (pip install -e .)"
+    return str(script)

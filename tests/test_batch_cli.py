@@ -6,7 +6,6 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -15,18 +14,13 @@ import pytest
 
 from failover_client import BatchJob, BatchResult, BatchResultStatus, BatchStatus
 from failover_client.testing import Fault, Reply
+from support import console_script
 
-SCRIPT = shutil.which("failover-client")
 KEYS = {"OPENAI_API_KEY": "sk-test-openai-0123456789", "ANTHROPIC_API_KEY": "sk-ant-test-0123456789"}
 
 
-@pytest.fixture(autouse=True)
-def installed():
-    assert SCRIPT, "the failover-client console script is not installed (pip install -e .)"
-
-
 def cli(*args, check=True, **options):
-    process = subprocess.run([SCRIPT, "batch", *args], capture_output=True, text=True, timeout=60,
+    process = subprocess.run([console_script(), "batch", *args], capture_output=True, text=True, timeout=60,
                              env={**os.environ, **KEYS}, **options)
     if check:
         assert process.returncode == 0, process.stderr
@@ -143,7 +137,7 @@ def test_run_stops_on_ctrl_c_and_a_rerun_finishes_from_the_checkpoint(fake_provi
     checkpoint, out = tmp_path / "done.jsonl", tmp_path / "out.jsonl"
     options = ["--workers", "2", "--checkpoint", str(checkpoint), "-o", str(out),
                "--models", "openai/gpt-4o-mini", "--base-url", fake_provider.base_url("primary", "openai")]
-    child = subprocess.Popen([SCRIPT, "batch", "run", source, *options], env={**os.environ, **KEYS},
+    child = subprocess.Popen([console_script(), "batch", "run", source, *options], env={**os.environ, **KEYS},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not (checkpoint.exists() and checkpoint.read_text().count("\n") == 2
@@ -180,7 +174,7 @@ def test_run_draws_progress_on_a_terminal_only(fake_provider, tmp_path):
                "--models", "openai/gpt-4o-mini", "--base-url", fake_provider.base_url("p", "openai")]
     assert cli(*options).stderr == ""
     main, terminal = pty.openpty()
-    child = subprocess.Popen([SCRIPT, "batch", *options], env={**os.environ, **KEYS}, stderr=terminal)
+    child = subprocess.Popen([console_script(), "batch", *options], env={**os.environ, **KEYS}, stderr=terminal)
     os.close(terminal)
     shown = read_all(main)
     os.close(main)

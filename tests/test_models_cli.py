@@ -4,7 +4,6 @@ console script in a subprocess (offline: refresh reads a file)."""
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from support import console_script
 from tests.test_model_import import OPENROUTER_SAMPLE
 
-SCRIPT = Path(sys.executable).with_name("failover-client")
-if not SCRIPT.exists():
-    SCRIPT = Path(shutil.which("failover-client") or "failover-client")
 
 
 @pytest.fixture
@@ -24,7 +21,7 @@ def run(tmp_path):
     env = {**os.environ, "FAILOVER_CLIENT_CACHE_DIR": str(tmp_path / "cache")}
 
     def run(*args):
-        return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run([console_script(), *args], capture_output=True, text=True, env=env, timeout=60)
 
     return run
 
@@ -125,9 +122,7 @@ def test_usage_without_a_log_file(run, tmp_path):
 
 
 def test_a_reader_that_stops_early_is_not_an_error():
-    import subprocess
-
-    process = subprocess.Popen(["failover-client", "models", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([console_script(), "models", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stdout.read(200)
     process.stdout.close()  # as `| head` does
     _out, errors = process.communicate(timeout=60)
