@@ -1,8 +1,9 @@
 """Soak: 32 threads share one FailoverClient for 5,000 calls while every fake provider answers
 ~30% of requests with a random fault.  Afterwards every call either returned a response or
 raised one of our errors; the fake server's request log holds exactly the requests each call's
-attempts list (none lost, none duplicated); no socket or thread outlives the run; urllib3 never
-said "Connection pool is full".  Prints the figures."""
+attempts list (none lost, none duplicated; compared as multisets, since handler threads log in
+scheduling order); no socket or thread outlives the run; urllib3 never said "Connection pool is
+full".  Prints the figures."""
 
 import collections
 import logging
@@ -100,13 +101,15 @@ def test_soak(caplog, capsys):
     errors = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(e, FailoverClientError) for e in errors)
     assert all(r.text == "All is well here." for r in results if not isinstance(r, BaseException))
-    # none lost, none duplicated: each call's requests are exactly the attempts it lists
-    logged = collections.defaultdict(list)
+    # none lost, none duplicated: each call's requests are exactly the attempts it lists.  Compared
+    # as multisets: the server logs a request when its handler thread gets to it, so a stalled
+    # attempt cut by the client's read timeout may be logged after the next one under CPU load.
+    logged = collections.defaultdict(collections.Counter)
     for recorded in log:
-        logged[int(sent_text(recorded).rsplit(" ", 1)[1])].append(recorded.name)
+        logged[int(sent_text(recorded).rsplit(" ", 1)[1])][recorded.name] += 1
     for i, result in enumerate(results):
-        sent = [a.provider for a in attempts_of(result) if a.outcome in ("ok", "error")]
-        assert logged.pop(i, []) == sent, f"call {i}"
+        sent = collections.Counter(a.provider for a in attempts_of(result) if a.outcome in ("ok", "error"))
+        assert logged.pop(i, collections.Counter()) == sent, f"call {i}"
     assert not logged  # no request the client does not account for
     assert not leaked_threads and not leaked_sockets
     assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
