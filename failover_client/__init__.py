@@ -2,6 +2,27 @@
 
 Importing the package is cheap and does no I/O: names are resolved on first access
 (PEP 562), so a web worker that only needs the types never loads requests or the providers.
+
+The package map (each module stands above what it imports; scripts/check_layout.py keeps it so):
+
+    types.py        requests, answers, stream chunks and batch records as dataclasses (JSON both ways)
+    errors.py       the error hierarchy; status, error body or stream event -> error class; redaction
+    streaming.py    bytes -> frames, pure: SSE, NDJSON, AWS event-stream
+    retry.py        RetryPolicy, back-off with jitter, Retry-After, Deadline
+    transport.py    the only user of requests: sessions per process, timeouts, errors translated
+    provider.py     the Provider contract and HttpProvider, the base of every wire protocol
+    health.py       the circuit breaker and its state stores (in memory, Redis)
+    tokens.py       local token counts: tiktoken where installed, a heuristic otherwise
+    failover.py     triggers, fallbacks, FailoverConfig and FailoverClient
+    presets.py      ready-made chains (OpenAI <-> Anthropic, simple failover)
+    providers/      one module per wire protocol, SigV4, and the catalog of named providers
+    resilience/     load balancing, hedging, cancel scopes, client-side rate limits
+    log/            logging, event hooks, OpenTelemetry spans, usage and budgets
+    models/         the model registry: CSV data, importers of public catalogues, pricing
+    batch/          provider Batch APIs and the thread-pool batch runner
+    cli/            the failover-client command, one module per command group
+    contrib/        integrations with web and task frameworks
+    testing/        a real local fake provider with scripted faults, and a pytest plugin
 """
 
 from __future__ import annotations
@@ -30,7 +51,7 @@ _EXPORTS = {
     "retry": ("RetryPolicy",),
     "provider": ("Provider",),
     "models": ("ModelInfo", "UnknownModelError"),
-    "usage": ("UsageTracker",),
+    "log.usage": ("UsageTracker",),
     "log": ("configure_logging",),
     "failover": ("FailoverClient", "FailoverProvider", "FailoverConfig", "FallbackProvider", "FailoverTrigger"),
 }
@@ -81,6 +102,7 @@ if TYPE_CHECKING:
     )
     from .failover import FailoverClient, FailoverConfig, FailoverProvider, FailoverTrigger, FallbackProvider
     from .log import configure_logging
+    from .log.usage import UsageTracker
     from .models import ModelInfo, UnknownModelError
     from .provider import Provider
     from .retry import RetryPolicy
@@ -114,4 +136,3 @@ if TYPE_CHECKING:
         collect,
         iter_text,
     )
-    from .usage import UsageTracker

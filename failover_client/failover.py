@@ -4,7 +4,7 @@ The rules (design.md §4):
 
 1. Providers are tried in order: the primary (retried ``retry_primary(n)`` times), then each
    fallback once, with the request's model mapped per fallback (unknown names pass through).
-   Members of a load-balanced group are put in order per call (failover_client.balance).
+   Members of a load-balanced group are put in order per call (failover_client.resilience.balance).
    A provider whose circuit is open, or that is over its client-side rate limit, is skipped
    without sending anything and listed as a "skipped" attempt; when every circuit is open, the
    provider whose cooldown ends first is tried all the same (failover_client.health).
@@ -22,7 +22,7 @@ The rules (design.md §4):
    the partial output, or with ``on_stream_interrupt("resume")`` continue on the next provider
    with the partial text as an assistant prefix, yielding only the continuation.
 7. With ``with_hedging(seconds)`` a slow attempt is raced by the next provider
-   (failover_client.hedge).
+   (failover_client.resilience.hedge).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Iterator, TypeVar
 
-from .balance import Strategy, arrange, make_strategy
 from .errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -52,11 +51,12 @@ from .errors import (
     StreamInterruptedError,
     redact,
 )
-from .events import EventHooks
 from .health import FORCED, GO, HALF_OPEN, CircuitBreaker, HealthStore, MemoryHealthStore, Permit
 from .log import log_attempt, new_request_id
+from .log.events import EventHooks
 from .provider import Provider
-from .ratelimit import RateLimit, estimate_tokens, used_tokens
+from .resilience.balance import Strategy, arrange, make_strategy
+from .resilience.ratelimit import RateLimit, estimate_tokens, used_tokens
 from .retry import Deadline, RetryPolicy
 from .types import Attempt, CompletionRequest, CompletionResponse, Message, StopReason, StreamChunk, Usage, collect
 
@@ -244,7 +244,7 @@ class FailoverConfig:
         return self
 
     def on(self, event: str, hook: Callable[..., Any]) -> FailoverConfig:
-        """Call ``hook(**payload)`` on ``event`` (see failover_client.events for names and payloads)."""
+        """Call ``hook(**payload)`` on ``event`` (see failover_client.log.events for names and payloads)."""
         self.hooks.add(event, hook)
         return self
 
@@ -610,7 +610,7 @@ class FailoverClient(Provider):
     def _first_success(self, run: _Run, attempt: Callable[[_Try, _Run], T]) -> tuple[_Try, T]:
         """The first attempt that succeeds and its result, one after the other or hedged."""
         if self.config.hedge_after is not None:
-            from .hedge import race
+            from .resilience.hedge import race
 
             return race(run, attempt, self.config.hedge_after)
         for started in run.tries():

@@ -25,7 +25,7 @@ reads and updates atomically (one Lua script per transition, on Redis's own cloc
 that expire on their own.  When Redis is unreachable the Redis store carries on with local
 state, says so once in the log, and goes back to Redis when it answers again.
 
-The same store holds the per-minute counters of :mod:`failover_client.ratelimit`.
+The same store holds the per-minute counters of :mod:`failover_client.resilience.ratelimit`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from .errors import (
     NotSupportedError,
     ProviderError,
 )
-from .ratelimit import TAKE_SCRIPT, WINDOW, MemoryRateWindows, RateLimit, from_script_reply
+from .resilience.ratelimit import TAKE_SCRIPT, WINDOW, MemoryRateWindows, RateLimit, from_script_reply
 
 logger = logging.getLogger("failover_client")
 T = TypeVar("T")

@@ -38,7 +38,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import __version__, cancel
+from . import __version__
 from .errors import (
     FailoverClientError,
     InvalidArgumentError,
@@ -50,6 +50,7 @@ from .errors import (
     error_for_status,
     redact,
 )
+from .resilience import cancel
 from .retry import NO_DEADLINE, Deadline, parse_retry_after
 
 USER_AGENT = f"failover-client/{__version__}"

@@ -294,6 +294,23 @@ class CompletionRequest(JsonMixin):
 
         return self if model == self.model else replace(self, model=model)
 
+    def capabilities(self) -> frozenset[str]:
+        """The model capabilities this request uses, in the registry's words
+        (failover_client.models.CAPABILITIES): tools, vision (an image anywhere), thinking,
+        json_schema (a structured-output format) and streaming."""
+        needs = set()
+        if self.tools:
+            needs.add("tools")
+        if any(isinstance(block, ImageBlock) for message in self.messages for block in message.content):
+            needs.add("vision")
+        if self.thinking is not None and self.thinking.enabled:
+            needs.add("thinking")
+        if self.response_format is not None and self.response_format.type == "json_schema":
+            needs.add("json_schema")
+        if self.stream:
+            needs.add("streaming")
+        return frozenset(needs)
+
     def validate(self) -> None:
         """Raise InvalidArgumentError naming the first malformed field."""
         from .errors import InvalidArgumentError

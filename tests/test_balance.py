@@ -5,7 +5,7 @@ import random
 import pytest
 
 from failover_client import AllProvidersFailedError, FailoverClient, InvalidArgumentError
-from failover_client.balance import LowestLatency, Weighted
+from failover_client.resilience.balance import LowestLatency, Weighted
 from failover_client.testing import Fault, Reply
 
 from chains import FakeClock, chain, outcomes, served

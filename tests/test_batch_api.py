@@ -27,7 +27,7 @@ from failover_client import (
     RateLimitError,
     ResponseDecodeError,
 )
-from failover_client.batch_api import epoch_seconds
+from failover_client.batch.api import epoch_seconds
 from failover_client.providers import anthropic_batch, openai_batch
 from failover_client.testing import Fault, Reply
 

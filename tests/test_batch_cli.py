@@ -14,6 +14,7 @@ import pytest
 
 from failover_client import BatchJob, BatchResult, BatchResultStatus, BatchStatus
 from failover_client.testing import Fault, Reply
+
 from support import console_script
 
 KEYS = {"OPENAI_API_KEY": "sk-test-openai-0123456789", "ANTHROPIC_API_KEY": "sk-ant-test-0123456789"}

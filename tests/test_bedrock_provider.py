@@ -47,7 +47,7 @@ from failover_client import (
 from failover_client.errors import InvalidArgumentError, ResponseDecodeError
 from failover_client.providers import BedrockProvider
 from failover_client.providers.bedrock import response_from_wire, stream_from_wire, usage_from
-from failover_client.sigv4 import AwsCredentials, SigV4Signer
+from failover_client.providers.sigv4 import AwsCredentials, SigV4Signer
 from failover_client.streaming import AwsEvent, StreamDecodeError, iter_aws_events
 from failover_client.testing import Fault, Reply, ToolCall
 from failover_client.testing._bedrock import (

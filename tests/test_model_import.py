@@ -12,7 +12,8 @@ import pytest
 
 from failover_client import models
 from failover_client.errors import InvalidArgumentError, ProviderError
-from failover_client.model_import import (
+from failover_client.models import refresh
+from failover_client.models.importers import (
     CatalogueFormatError,
     cache_file,
     cached_models,
@@ -20,7 +21,6 @@ from failover_client.model_import import (
     parse_litellm,
     parse_models_dev,
     parse_openrouter,
-    refresh,
 )
 
 # model_prices_and_context_window.json (LiteLLM): prices per token, one object per model.

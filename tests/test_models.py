@@ -39,7 +39,7 @@ def test_the_catalogue_is_large_and_spans_the_major_providers():
 def test_each_table_holds_one_catalogued_provider_named_by_its_file():
     from failover_client.providers import names
 
-    for table in files("failover_client").joinpath("model_data").iterdir():
+    for table in files("failover_client.models").joinpath("data").iterdir():
         if table.name.endswith(".csv"):
             providers = {r["provider"] for r in csv.DictReader(table.read_text(encoding="utf-8").splitlines())}
             assert providers == {table.name[:-4]}, table.name
@@ -77,7 +77,7 @@ def test_every_row_is_sane():
 
 
 def test_the_csv_files_are_the_data_and_unknown_prices_are_empty_cells():
-    table = files("failover_client").joinpath("model_data", "openai.csv").read_text(encoding="utf-8")
+    table = files("failover_client.models").joinpath("data", "openai.csv").read_text(encoding="utf-8")
     records = {r["model"]: r for r in csv.DictReader(table.splitlines())}
     assert records["gpt-5.3-chat-latest"]["input"] == ""
     assert lookup("gpt-5.3-chat-latest").input_price is None

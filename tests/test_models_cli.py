@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from support import console_script
 from tests.test_model_import import OPENROUTER_SAMPLE
 
+from support import console_script
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def run(tmp_path):
 
 def catalogue_rows() -> int:
     """The data rows of the package's CSV files, counted without the registry's help."""
-    folder = Path(__file__).parent.parent / "failover_client" / "model_data"
+    folder = Path(__file__).parent.parent / "failover_client" / "models" / "data"
     return sum(len(list(csv.DictReader(path.open(encoding="utf-8")))) for path in folder.glob("*.csv"))
 
 

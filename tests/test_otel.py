@@ -17,7 +17,7 @@ from failover_client import (  # noqa: E402
     FallbackProvider,
     InvalidArgumentError,
 )
-from failover_client.otel import instrument  # noqa: E402
+from failover_client.log.otel import instrument  # noqa: E402
 from failover_client.testing import Fault, Reply  # noqa: E402
 from tests.support import ask, make_provider  # noqa: E402
 

@@ -4,7 +4,7 @@ import pytest
 
 from failover_client import FailoverClient, InvalidArgumentError
 from failover_client.health import MemoryHealthStore, RedisHealthStore
-from failover_client.ratelimit import RateLimit, estimate_tokens
+from failover_client.resilience.ratelimit import RateLimit, estimate_tokens
 from failover_client.testing import Reply
 
 from chains import FakeClock, chain, outcomes, served

@@ -1,4 +1,4 @@
-"""SigV4 signing (failover_client.sigv4) against AWS's published test vectors.
+"""SigV4 signing (failover_client.providers.sigv4) against AWS's published test vectors.
 
 The vectors are AWS's SigV4 test suite ("aws-sig-v4-test-suite": credentials AKIDEXAMPLE /
 wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY, region us-east-1, service "service", time
@@ -22,7 +22,7 @@ import calendar
 import pytest
 
 from failover_client.errors import InvalidArgumentError
-from failover_client.sigv4 import (
+from failover_client.providers.sigv4 import (
     AwsCredentials,
     SigV4Signer,
     canonical_query,

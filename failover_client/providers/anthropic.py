@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
-from ..batch_api import BatchMethods
+from ..batch.api import BatchMethods
 from ..errors import InvalidArgumentError, NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
 from ..provider import HttpProvider, WireFormat, dumps
 from ..retry import Deadline

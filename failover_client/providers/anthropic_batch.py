@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from ..batch_api import (
+from ..batch.api import (
     BatchLimits,
     check_requests,
     check_size,

@@ -2,7 +2,7 @@
 (``.../converse-stream``).
 
 Wire facts: protocols.md §7, checked against botocore's service model.  Three things differ from
-the JSON-over-SSE protocols: every request is signed (SigV4, see :mod:`failover_client.sigv4`)
+the JSON-over-SSE protocols: every request is signed (SigV4, see :mod:`failover_client.providers.sigv4`)
 unless a Bedrock API key is used as a bearer token; the stream is AWS's binary event stream
 (:func:`~failover_client.streaming.iter_aws_events`, both CRCs checked); and errors name their
 type in the ``x-amzn-errortype`` header (non-stream) or an ``:exception-type`` header (stream).
@@ -30,7 +30,6 @@ from ..errors import (
     error_for_status,
 )
 from ..provider import HttpProvider, WireFormat
-from ..sigv4 import AwsCredentials, SigV4Signer, check_region, region_from_env
 from ..streaming import AwsEvent, iter_aws_events, loads_event
 from ..types import (
     CompletionRequest,
@@ -47,6 +46,7 @@ from ..types import (
     ToolUseBlock,
     Usage,
 )
+from .sigv4 import AwsCredentials, SigV4Signer, check_region, region_from_env
 
 SIGNING_SERVICE = "bedrock"  # the signing name, not the endpoint prefix "bedrock-runtime"
 STOP_REASONS = {

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, Generator, Iterator
 
-from ..batch_api import BatchMethods
+from ..batch.api import BatchMethods
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
 from ..provider import HttpProvider, WireFormat, tool_use_from_function_call
 from ..streaming import iter_sse, loads_event, raw_decode

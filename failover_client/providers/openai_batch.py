@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-from ..batch_api import (
+from ..batch.api import (
     BatchLimits,
     check_requests,
     check_size,

@@ -18,7 +18,8 @@ In pytest, the `fake_provider` fixture (failover_client.testing.pytest_plugin) y
 server. Stdlib only.
 """
 
-from ._server import FakeProviderServer, RecordedRequest
+from ._protocol import RecordedRequest
+from ._server import FakeProviderServer
 from ._steps import Fault, RandomFaults, Reply, ToolCall
 
 __all__ = ["FakeProviderServer", "Fault", "RandomFaults", "RecordedRequest", "Reply", "ToolCall"]

@@ -18,18 +18,16 @@ import random
 import re
 import threading
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import _anthropic, _openai
 from ._http import Connection, Incoming
-from ._protocol import Call, ErrorSpec, HttpResponse, Protocol, dumps, encode_body, random_id
-from ._steps import Fault, Reply
-
-if TYPE_CHECKING:
-    from ._server import FakeProviderServer
+from ._protocol import Call, ErrorSpec, HttpResponse, Protocol, RecordedRequest, dumps, encode_body, random_id
+from ._steps import Fault, Reply, Step
 
 HEX = "0123456789abcdef"
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -104,10 +102,23 @@ class Request:
         return self.body
 
 
+class ScriptHost(typing.Protocol):
+    """What the batch routes share with the FakeProviderServer that mounts them: its lock, request
+    log, required keys and scripts, and its base URLs."""
+
+    _lock: threading.Lock
+    _log: list[RecordedRequest]
+    _keys: dict[str, str]
+
+    def _next_step(self, name: str) -> Step: ...
+
+    def base_url(self, name: str, protocol: str) -> str: ...
+
+
 class BatchEndpoints:
     """The batch routes of one FakeProviderServer (reached as `server.batches`)."""
 
-    def __init__(self, server: FakeProviderServer) -> None:
+    def __init__(self, server: ScriptHost) -> None:
         self._server = server
         self._lock = threading.Lock()
         self._batches: dict[str, Batch] = {}
@@ -171,8 +182,6 @@ class BatchEndpoints:
 
     def _record(self, request: Request, step: str) -> None:
         """Log the request in the server's request log, like the chat routes do."""
-        from ._server import RecordedRequest
-
         incoming = request.incoming
         recorded = RecordedRequest(name=request.name, protocol=request.protocol.name, method=incoming.method,
                                    path=request.path, query=request.query, headers=dict(incoming.headers),

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..sigv4 import ALGORITHM, canonical_request, signature, signing_key, string_to_sign
+from ..providers.sigv4 import ALGORITHM, canonical_request, signature, signing_key, string_to_sign
 from ._protocol import (
     Call,
     ErrorSpec,

@@ -197,3 +197,19 @@ class Protocol(ABC):
 
     def stream_headers(self, reply: Reply) -> dict[str, str]:
         return {**self.response_headers(), "content-type": self.stream_type, **reply.headers}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request that reached a protocol route, and what answered it."""
+
+    name: str
+    protocol: str
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: Any  # parsed JSON, or None when the body was not JSON
+    raw_body: bytes
+    step: str  # "reply", a fault kind such as "rate_limit" or "status:500", or "rejected:401"
+    stream: bool

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 from . import _anthropic, _azure, _bedrock, _cohere, _gemini, _ollama, _openai, _vertex
@@ -19,7 +18,7 @@ from ._batches import BatchEndpoints
 from ._count_tokens import PROTOCOL as ANTHROPIC_COUNT_TOKENS
 from ._http import Connection, Incoming, ProviderHTTPServer
 from ._play import play
-from ._protocol import ErrorSpec, HttpResponse, Protocol, encode_body
+from ._protocol import ErrorSpec, HttpResponse, Protocol, RecordedRequest, encode_body
 from ._steps import Fault, RandomFaults, Reply, Step
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (  # one line per protocol module
@@ -37,22 +36,6 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (  # one line per protocol 
 DEFAULT_NAME = "default"
 DEFAULT_REPLY = Reply()
 STOP_TIMEOUT = 1.0  # seconds stop() waits for connection threads
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request that reached a protocol route, and what answered it."""
-
-    name: str
-    protocol: str
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-case names
-    body: Any  # parsed JSON, or None when the body was not JSON
-    raw_body: bytes
-    step: str  # "reply", a fault kind such as "rate_limit" or "status:500", or "rejected:401"
-    stream: bool
 
 
 def _check_name(name: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
 
 if TYPE_CHECKING:
-    from .models import ModelInfo
+    from ..models import ModelInfo
 
 SOURCES = ("openrouter", "models.dev", "litellm")
 
@@ -58,7 +58,7 @@ def _tokens(value: int | None) -> str:
 
 
 def list_models(text: str | None, provider: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
-    from .models import all_models, search
+    from ..models import all_models, search
 
     rows = search(text, provider=provider) if text else [r for r in all_models() if provider in (None, r.provider)]
     if as_json:
@@ -78,7 +78,7 @@ def list_models(text: str | None, provider: str | None, as_json: bool, out: Text
 
 
 def show_model(name: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    from .models import UnknownModelError, lookup
+    from ..models import UnknownModelError, lookup
 
     try:
         row: ModelInfo = lookup(name)
@@ -92,8 +92,8 @@ def show_model(name: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
 
 def refresh_catalogue(source: str, file: str | None, url: str | None, out: TextIO = sys.stdout,
                       err: TextIO = sys.stderr) -> int:
-    from .errors import FailoverClientError
-    from .model_import import refresh
+    from ..errors import FailoverClientError
+    from ..models import refresh
 
     try:
         path, count = refresh(source, file=file, url=url)

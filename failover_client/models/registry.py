@@ -1,18 +1,12 @@
-"""The model registry: which models exist where, their limits, prices and capabilities, and cost.
+"""Model rows and the registry that indexes them: limits, prices, capabilities, and cost.
 
-Rows come from three places; a later one never hides an earlier one's row for the same
-``provider/model`` except where said:
-
-1. the built-in catalogue, ``failover_client/model_data/*.csv``: curated from the providers'
-   pricing and model pages, each row with the page it came from and the date it was checked;
-2. public catalogues the user fetched with ``failover-client models refresh`` (LiteLLM,
-   OpenRouter, models.dev), read from the user cache directory (see
-   :mod:`failover_client.model_import`); they add models the catalogue lacks;
-3. rows given to :func:`register`, which win over both.
-
-Nothing is read before the first lookup and nothing is ever downloaded here: the registry works
-offline.  Prices are US dollars per million tokens; a price nobody published is ``None``, never a
-guess, and a cost that needs an unknown price is ``None`` too.
+This module holds no process-wide state (that is :mod:`failover_client.models`) and imports
+nothing of the package but errors: pricing reads token counts from anything that carries them,
+so the response types can price themselves without a circle.  The built-in catalogue,
+``failover_client/models/data/*.csv``, is curated from the providers' pricing and model pages,
+each row with the page it came from and the date it was checked.  Prices are US dollars per
+million tokens; a price nobody published is ``None``, never a guess, and a cost that needs an
+unknown price is ``None`` too.
 
 The cost rule (:func:`cost`) follows the library's one Usage rule: ``input_tokens`` is the whole
 prompt including cache reads and writes, so::
@@ -33,14 +27,11 @@ import difflib
 import io
 import math
 import threading
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
-from .errors import InvalidArgumentError
-
-if TYPE_CHECKING:
-    from .types import CompletionRequest, Usage
+from ..errors import InvalidArgumentError
 
 CAPABILITIES = ("tools", "vision", "streaming", "json_schema", "thinking", "audio_in", "audio_out")
 PER_MILLION = 1_000_000
@@ -118,7 +109,17 @@ class ModelInfo:
 
 # --- cost -----------------------------------------------------------------------------------
 
-def cost(usage: Usage, model_info: ModelInfo, batch: bool = False) -> float | None:
+class TokenCounts(Protocol):
+    """What pricing reads of a usage record (failover_client.Usage has these fields)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+
+
+def cost(usage: TokenCounts, model_info: ModelInfo, batch: bool = False) -> float | None:
     """US dollars for ``usage`` at ``model_info``'s prices (see the module docstring for the rule).
 
     ``None`` when a price needed for a non-zero token count is unknown, or ``batch`` is asked for
@@ -147,14 +148,6 @@ def cost(usage: Usage, model_info: ModelInfo, batch: bool = False) -> float | No
             return None
         total *= 1 - model_info.batch_discount
     return total
-
-
-def cost_of(usage: Usage | None, model: str, provider: str | None = None, batch: bool = False) -> float | None:
-    """The cost of ``usage`` for a model known by name; ``None`` if the model or a price is unknown."""
-    if usage is None:
-        return None
-    info = find(model, provider=provider)
-    return None if info is None else cost(usage, info, batch=batch)
 
 
 # --- the registry ---------------------------------------------------------------------------
@@ -243,71 +236,6 @@ class Registry:
         return found[:limit] if limit else found
 
 
-def _price_key(row: ModelInfo) -> tuple[bool, float]:
-    known = row.input_price is not None and row.output_price is not None
-    return (not known, (row.input_price or 0) + (row.output_price or 0))
-
-
-def needs_of(request: CompletionRequest) -> frozenset[str]:
-    """The capabilities a request uses: tools, vision (an image anywhere), thinking,
-    json_schema (a structured-output format) and streaming."""
-    from .types import ImageBlock
-
-    needs = set()
-    if request.tools:
-        needs.add("tools")
-    if any(isinstance(block, ImageBlock) for message in request.messages for block in message.content):
-        needs.add("vision")
-    if request.thinking is not None and request.thinking.enabled:
-        needs.add("thinking")
-    if request.response_format is not None and request.response_format.type == "json_schema":
-        needs.add("json_schema")
-    if request.stream:
-        needs.add("streaming")
-    return frozenset(needs)
-
-
-def pick_fallbacks(
-    request: CompletionRequest | None = None,
-    *,
-    model: str | None = None,
-    prompt_tokens: int | None = None,
-    needs: Iterable[str] = (),
-    providers: Iterable[str] | None = None,
-    limit: int | None = 5,
-    registry: Registry | None = None,
-) -> list[ModelInfo]:
-    """Models that can take a request another model could not, cheapest first.
-
-    The context needed is ``prompt_tokens`` plus the request's ``max_tokens`` when the prompt
-    size is known; otherwise (the usual case after a context-length error) more than the
-    failing ``model``'s own window.  Every capability the request uses (:func:`needs_of`) plus
-    ``needs`` is required; ``providers`` restricts the answer to providers the caller can reach;
-    retired models and rows without a known context window are left out.
-    """
-    reg = registry or default_registry()
-    required = set(needs) | (needs_of(request) if request is not None else set())
-    unknown = required - set(CAPABILITIES)
-    if unknown:
-        raise InvalidArgumentError(f"unknown capabilities {sorted(unknown)}; known: {CAPABILITIES}")
-    name = model or (request.model if request is not None else None)
-    current = reg.find(name) if name else None
-    if prompt_tokens is not None:
-        min_context = prompt_tokens + ((request.max_tokens or 0) if request is not None else 0)
-    elif current is not None and current.context_window:
-        min_context = current.context_window + 1
-    else:
-        min_context = 0
-    allowed = set(providers) if providers is not None else None
-    today = date.today()
-    found = [row for row in reg
-             if row is not current and row.context_window is not None and row.context_window >= min_context
-             and row.supports(*required) and not row.retired(today)
-             and (allowed is None or row.provider in allowed)]
-    found.sort(key=lambda row: (*_price_key(row), -(row.context_window or 0), row.name))
-    return found[:limit] if limit else found
-
-
 # --- the built-in catalogue and the default registry ----------------------------------------
 
 # Each model's own vendor first, so a bare id resolves to it rather than to a reseller.
@@ -346,7 +274,7 @@ def builtin_models() -> list[ModelInfo]:
     """The built-in catalogue (package data), vendors before resellers."""
     from importlib.resources import files
 
-    folder = files(__package__).joinpath("model_data")
+    folder = files(__package__).joinpath("data")
     tables = {entry.name[:-4]: entry for entry in folder.iterdir() if entry.name.endswith(".csv")}
     order = [p for p in _CATALOGUE_ORDER if p in tables] + sorted(set(tables) - set(_CATALOGUE_ORDER))
     rows: list[ModelInfo] = []
@@ -354,68 +282,3 @@ def builtin_models() -> list[ModelInfo]:
         text = tables[provider].read_text(encoding="utf-8")
         rows.extend(row_from_csv(record) for record in csv.DictReader(io.StringIO(text, newline="")))
     return rows
-
-
-@dataclass
-class _Default:
-    registry: Registry | None = None
-    registered: list[ModelInfo] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_default = _Default()
-
-
-def default_registry() -> Registry:
-    """The process-wide registry: built-in catalogue, then the user's cached imports, then
-    :func:`register`-ed rows.  Built on first use."""
-    registry = _default.registry
-    if registry is None:
-        with _default.lock:
-            if _default.registry is None:
-                from .model_import import cached_models
-
-                built = Registry(builtin_models())
-                built.add(cached_models())
-                built.add(_default.registered, override=True)
-                _default.registry = built
-            registry = _default.registry
-    return registry
-
-
-def reload() -> Registry:
-    """Rebuild the default registry (after ``models refresh`` wrote a new cache file)."""
-    with _default.lock:
-        _default.registry = None
-    return default_registry()
-
-
-def register(*rows: ModelInfo) -> None:
-    """Add or replace models in the default registry (e.g. a fine-tune, or a negotiated price)."""
-    with _default.lock:
-        _default.registered.extend(rows)
-        registry = _default.registry
-    if registry is not None:
-        registry.add(rows, override=True)
-
-
-def lookup(name: str, provider: str | None = None) -> ModelInfo:
-    """The model called ``name`` ("provider/model", bare id or alias); UnknownModelError with
-    did-you-mean suggestions when there is none."""
-    return default_registry().lookup(name, provider)
-
-
-def find(name: str, provider: str | None = None) -> ModelInfo | None:
-    return default_registry().find(name, provider)
-
-
-def all_models() -> list[ModelInfo]:
-    return list(default_registry())
-
-
-def search(text: str, limit: int | None = None, provider: str | None = None) -> list[ModelInfo]:
-    return default_registry().search(text, limit, provider)
-
-
-def suggest(name: str, limit: int = 5) -> list[str]:
-    return default_registry().suggest(name, limit)

@@ -1,29 +1,25 @@
-"""The ``failover-client`` command.
+"""``failover-client demo``: failover end to end with no keys and no network.
 
-``failover-client demo`` shows failover end to end with no keys and no network: it starts the
-package's own fake provider on 127.0.0.1, makes the primary (OpenAI protocol) answer 429, and
-streams the answer from the fallback (Anthropic protocol), then prints the trail of attempts.
+It starts the package's own fake provider on 127.0.0.1, makes the primary (OpenAI protocol)
+answer 429, and streams the answer from the fallback (Anthropic protocol), then prints the trail
+of attempts.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Sequence, TextIO
-
-from .batch_cli import add_batch_commands
-from .models_cli import add_models_commands
+from typing import TextIO
 
 DEMO_ANSWER = "The primary was rate limited, so this answer streamed from the fallback provider."
 
 
 def demo(out: TextIO = sys.stdout) -> int:
-    from .failover import FailoverClient, FailoverConfig, FallbackProvider
-    from .providers.anthropic import AnthropicProvider
-    from .providers.openai import OpenAIProvider
-    from .testing import FakeProviderServer, Fault, Reply
-    from .types import Attempt, CompletionRequest, Message
+    from ..failover import FailoverClient, FailoverConfig, FallbackProvider
+    from ..providers.anthropic import AnthropicProvider
+    from ..providers.openai import OpenAIProvider
+    from ..testing import FakeProviderServer, Fault, Reply
+    from ..types import Attempt, CompletionRequest, Message
 
     with FakeProviderServer() as server:
         server.script("primary", Fault.rate_limit(retry_after=30))
@@ -57,28 +53,3 @@ def demo(out: TextIO = sys.stdout) -> int:
 def add_demo_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("demo", help="show failover against the built-in fake provider (no keys, no network)")
     parser.set_defaults(run=lambda args: demo())
-
-
-# Each command module adds its sub-commands here; a sub-command sets ``run(args) -> exit code``.
-COMMANDS = [
-    add_demo_command,
-    add_models_commands,
-    add_batch_commands,
-]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="failover-client", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    for add_commands in COMMANDS:
-        add_commands(commands)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.run(args))
-    except BrokenPipeError:  # the reader went away (``| head``): nothing of ours failed
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush is quiet
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

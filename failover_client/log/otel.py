@@ -2,7 +2,7 @@
 
 ::
 
-    from failover_client.otel import instrument
+    from failover_client.log.otel import instrument
     client = instrument(FailoverClient(config))          # the global tracer provider
     client = instrument(FailoverClient(config), tracer_provider=provider)
 
@@ -25,12 +25,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, TypeVar
 
-from .errors import InvalidArgumentError
-from .provider import Provider
+from ..errors import InvalidArgumentError
+from ..provider import Provider
 
 if TYPE_CHECKING:
-    from .failover import FailoverClient
-    from .types import CompletionRequest, CompletionResponse, StreamChunk, Usage
+    from ..failover import FailoverClient
+    from ..types import CompletionRequest, CompletionResponse, StreamChunk, Usage
 
 T = TypeVar("T")
 OPERATION = "chat"
@@ -42,8 +42,8 @@ def instrument(client: FailoverClient, tracer_provider: Any = None) -> TracedCli
         from opentelemetry import trace
     except ImportError:
         raise ImportError("OpenTelemetry is an optional extra: pip install 'failover-client[otel]'") from None
-    from . import __version__
-    from .failover import FailoverClient
+    from .. import __version__
+    from ..failover import FailoverClient
 
     if not isinstance(client, FailoverClient):
         raise InvalidArgumentError(f"instrument() takes a FailoverClient, got {type(client).__name__}")

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 if TYPE_CHECKING:
-    from .provider import Provider
-    from .types import BatchRequest, CompletionRequest
+    from ..provider import Provider
+    from ..types import BatchRequest, CompletionRequest
 
 OPENAI_LINE_FIELDS = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
                                 "stop"})
@@ -74,7 +74,7 @@ def add_batch_commands(commands: argparse._SubParsersAction) -> None:
 def _reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Our errors (bad input, a provider refusing) as one line on stderr and exit status 1."""
     def guarded(args: argparse.Namespace) -> int:
-        from .errors import FailoverClientError
+        from ..errors import FailoverClientError
 
         try:
             return command(args)
@@ -88,7 +88,7 @@ def _reporting_errors(command: Callable[[argparse.Namespace], int]) -> Callable[
 
 
 def _provider(args: argparse.Namespace) -> Provider:
-    from . import providers
+    from .. import providers
 
     return providers.create(args.provider, **({"base_url": args.base_url} if args.base_url else {}))
 
@@ -132,10 +132,10 @@ def results_of(args: argparse.Namespace) -> int:
 
 
 def run_file(args: argparse.Namespace) -> int:
-    from .batch import run
-    from .errors import InvalidArgumentError
-    from .failover import FailoverClient
-    from .providers import resolve
+    from ..batch import run
+    from ..errors import InvalidArgumentError
+    from ..failover import FailoverClient
+    from ..providers import resolve
 
     models = [text.strip() for text in args.models.split(",") if text.strip()]
     if not models:
@@ -164,7 +164,7 @@ def _with_model(item: BatchRequest, model: str) -> BatchRequest:
 def _base_urls(values: list[str], providers: list[str]) -> dict[str, dict[str, Any]]:
     """``--base-url`` values as from_models overrides: ``PROVIDER=URL``, or a bare URL when the
     chain has one provider."""
-    from .errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError
 
     overrides: dict[str, dict[str, Any]] = {}
     for value in values:
@@ -195,8 +195,8 @@ def _output(path: str | None) -> Iterator[TextIO]:
 def read_requests(path: str, *, model: str | None = None) -> list[BatchRequest]:
     """The requests of a JSONL file (see the module's doc for the two line formats); ``model``
     stands in for a line that names none.  A bad line is an InvalidArgumentError naming it."""
-    from .errors import InvalidArgumentError
-    from .types import BatchRequest, CompletionRequest
+    from ..errors import InvalidArgumentError
+    from ..types import BatchRequest, CompletionRequest
 
     items = []
     try:
@@ -229,8 +229,8 @@ def read_requests(path: str, *, model: str | None = None) -> list[BatchRequest]:
 
 def _from_openai_body(body: dict[str, Any], where: str, model: str | None) -> CompletionRequest:
     """A Chat Completions body (text conversations only) as a CompletionRequest."""
-    from .errors import InvalidArgumentError
-    from .types import CompletionRequest, Message
+    from ..errors import InvalidArgumentError
+    from ..types import CompletionRequest, Message
 
     unknown = sorted(set(body) - OPENAI_LINE_FIELDS)
     if unknown:

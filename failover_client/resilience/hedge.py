@@ -4,7 +4,7 @@
 the newest attempt has not answered within ``after_seconds``, the next provider of the chain
 starts alongside it (one extra request per hedge step, never more); an attempt that fails starts
 the next one at once, as without hedging.  The first good answer wins.  Every other attempt is
-cancelled: its sockets are shut down (see :mod:`failover_client.cancel`), so a loser blocked on
+cancelled: its sockets are shut down (see :mod:`failover_client.resilience.cancel`), so a loser blocked on
 a silent server lets go at once, and whatever it returns afterwards is discarded (an opened
 stream is closed).  Losers are listed in the attempts as "cancelled" and say nothing to the
 circuit breaker.
@@ -22,24 +22,59 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
+from ..errors import AllProvidersFailedError, ProviderError, ProviderTimeoutError
+from ..retry import Deadline
+from ..types import CompletionRequest
 from . import cancel
-from .errors import ProviderError, ProviderTimeoutError
-
-if TYPE_CHECKING:
-    from .failover import _Run, _Try
 
 T = TypeVar("T")
-Attempt = Callable[["_Try", "_Run"], T]
 
 
-def race(run: _Run, attempt: Attempt[T], after: float) -> tuple[_Try, T]:
+class Try(Protocol):
+    """One attempt, as the failover loop plans it: what a race needs to know of it."""
+
+    @property
+    def name(self) -> str: ...
+
+    request: CompletionRequest
+
+
+class Sleeper(Protocol):
+    sleep: Callable[[float], None]
+
+
+class Run(Protocol):
+    """The failover loop's bookkeeping for one call (``_Run`` in failover.py), as far as a race
+    uses it: this module decides only when attempts start; the loop keeps its own rules."""
+
+    config: Sleeper
+    deadline: Deadline
+    last_error: ProviderError | None
+
+    def next_start(self) -> float | None: ...
+
+    def start_next(self) -> Try | None: ...
+
+    def announce_hedge(self, attempt: Any, *, waiting_for: Any, after: float) -> None: ...
+
+    def failed(self, attempt: Any, exc: ProviderError) -> None: ...
+
+    def cancelled(self, attempt: Any) -> None: ...
+
+    def exhausted(self) -> AllProvidersFailedError: ...
+
+
+Attempt = Callable[[Any, Any], T]  # (the Try, the Run) -> its result
+
+
+def race(run: Run, attempt: Attempt[T], after: float) -> tuple[Try, T]:
     """The first attempt of ``run`` that succeeds, and its result; raise as the failover rules
     say when none does.  ``attempt(try_, run)`` makes one attempt (in a worker thread)."""
-    results: queue.SimpleQueue[tuple[_Try, bool | None, Any]] = queue.SimpleQueue()
-    running: dict[_Try, cancel.CancelScope] = {}
-    newest: _Try | None = None
+    results: queue.SimpleQueue[tuple[Try, bool | None, Any]] = queue.SimpleQueue()
+    running: dict[Try, cancel.CancelScope] = {}
+    newest: Try | None = None
     newest_at = 0.0
     try:
         while True:
@@ -82,13 +117,13 @@ def race(run: _Run, attempt: Attempt[T], after: float) -> tuple[_Try, T]:
             run.cancelled(loser)
 
 
-def _launch(started: _Try, attempt: Attempt[Any], run: _Run,
-            results: queue.SimpleQueue[tuple[_Try, bool | None, Any]]) -> cancel.CancelScope:
+def _launch(started: Try, attempt: Attempt[Any], run: Run,
+            results: queue.SimpleQueue[tuple[Try, bool | None, Any]]) -> cancel.CancelScope:
     scope = cancel.CancelScope()
 
     def work() -> None:
         cancel.enter(scope)
-        outcome: tuple[_Try, bool | None, Any]
+        outcome: tuple[Try, bool | None, Any]
         try:
             outcome = (started, True, attempt(started, run))
         except ProviderError as exc:
@@ -104,7 +139,7 @@ def _launch(started: _Try, attempt: Attempt[Any], run: _Run,
     return scope
 
 
-def _time_out(run: _Run, running: dict[_Try, cancel.CancelScope]) -> None:
+def _time_out(run: Run, running: dict[Try, cancel.CancelScope]) -> None:
     """The deadline passed with attempts still out: stop them and record each as timed out."""
     while running:
         late, scope = running.popitem()

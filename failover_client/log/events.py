@@ -41,7 +41,7 @@ class EventHooks:
         self._complained: set[tuple[int, str]] = set()
 
     def add(self, event: str, hook: Hook) -> None:
-        from .errors import InvalidArgumentError
+        from ..errors import InvalidArgumentError
 
         if event not in EVENTS:
             raise InvalidArgumentError(f"unknown event {event!r}; events are {EVENTS}")

@@ -18,14 +18,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
-from .errors import FailoverClientError, InvalidArgumentError, InvalidRequestError, ResponseDecodeError
-from .provider import HttpProvider
-from .retry import Deadline
-from .streaming import StreamDecodeError, iter_ndjson
-from .types import BatchJob, BatchRequest, BatchResult, CompletionRequest
+from ..errors import FailoverClientError, InvalidArgumentError, InvalidRequestError, ResponseDecodeError
+from ..provider import HttpProvider
+from ..retry import Deadline
+from ..streaming import StreamDecodeError, iter_ndjson
+from ..types import BatchJob, BatchRequest, BatchResult, CompletionRequest
 
 if TYPE_CHECKING:
-    from .transport import HttpResponse
+    from ..transport import HttpResponse
 
 
 class BatchMethods(HttpProvider):

@@ -22,8 +22,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import InvalidArgumentError
-from .types import CompletionRequest, Usage
+from ..errors import InvalidArgumentError
+from ..types import CompletionRequest, Usage
 
 WINDOW = 60.0  # seconds: limits are per minute
 CHARS_PER_TOKEN = 4

@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Callable, Mapping, Sequence
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 
 class Strategy:

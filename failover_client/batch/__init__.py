@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Sequence
 
-from .errors import FailoverClientError, InvalidArgumentError, redact
-from .provider import Provider
-from .types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest
+from ..errors import FailoverClientError, InvalidArgumentError, redact
+from ..provider import Provider
+from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest
 
 
 class RunResults(list[BatchResult]):

@@ -30,13 +30,13 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Generator
 
-from .errors import AllProvidersFailedError, BudgetExceededError, FailoverClientError, InvalidArgumentError
-from .provider import Provider
+from ..errors import AllProvidersFailedError, BudgetExceededError, FailoverClientError, InvalidArgumentError
+from ..provider import Provider
 
 if TYPE_CHECKING:
-    from .failover import FailoverConfig
-    from .models import Registry
-    from .types import Attempt, CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, Usage
+    from ..failover import FailoverConfig
+    from ..models import Registry
+    from ..types import Attempt, CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, Usage
 
 
 @dataclass
@@ -107,14 +107,14 @@ class UsageTracker:
     def _price(self, provider: str, model: str, usage: Usage | None, batch: bool) -> float | None:
         if usage is None or not usage.total_tokens:
             return None if usage is None else 0.0
-        from .models import cost, default_registry
+        from ..models import cost, default_registry
 
         info = (self._registry or default_registry()).find(model, provider=provider)
         return None if info is None else cost(usage, info, batch=batch)
 
     def on_attempt_end(self, *, provider: str, model: str, outcome: str, error: BaseException | None = None,
                        usage: Usage | None = None, **_: Any) -> None:
-        """The ``attempt_end`` hook (see failover_client.events)."""
+        """The ``attempt_end`` hook (see failover_client.log.events)."""
         billed = usage if usage is not None else _partial_usage(error)
         self.record(provider, model, billed, ok=outcome == "ok")
 

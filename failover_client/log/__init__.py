@@ -1,4 +1,9 @@
-"""Logging: one JSON line per attempt, safe from many processes, with credentials redacted.
+"""Observability: what a call did, told to logs, hooks, traces and usage counters.
+
+This module is the logging: one JSON line per attempt, safe from many processes, with
+credentials redacted.  Beside it: :mod:`.events` (hooks called on attempts, failovers and
+circuit changes), :mod:`.otel` (OpenTelemetry spans) and :mod:`.usage` (tokens, cost and
+budgets counted per process).
 
 The library logs through ``logging.getLogger("failover_client")``, which carries only a
 NullHandler: nothing is configured on import.  Each attempt of a FailoverClient call is logged
@@ -24,10 +29,10 @@ import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .errors import redact
+from ..errors import redact
 
 if TYPE_CHECKING:
-    from .types import Usage
+    from ..types import Usage
 
 attempt_logger = logging.getLogger("failover_client.attempts")  # a child: filter or silence it on its own
 
@@ -52,7 +57,7 @@ def log_attempt(request_id: str, provider: str, model: str, attempt: int, outcom
     fields: dict[str, Any] = {"request_id": request_id, "provider": provider, "model": model, "attempt": attempt,
                               "outcome": outcome, "latency_ms": round(elapsed_ms, 3)}
     if usage is not None:
-        from .models import cost_of
+        from ..models import cost_of
 
         fields.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                       cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,

@@ -7,11 +7,11 @@
 * :func:`parse_models_dev` reads models.dev's ``api.json`` (providers, each with ``models``;
   prices already per million tokens).
 
-:func:`refresh` is the only code in the library that downloads a catalogue, and it runs only
-when asked (``failover-client models refresh --source ...``): it fetches through the project's
-Transport (or reads ``--file``), checks that the document parses, and writes it atomically to
-``<cache dir>/models-<source>.json``.  The registry reads every such file on first use
-(:func:`cached_models`), so lookups stay offline.  The cache directory is
+:func:`store` (behind :func:`failover_client.models.refresh`) is the only code in the library
+that downloads a catalogue, and it runs only when asked (``failover-client models refresh
+--source ...``): it fetches through the project's Transport (or reads ``--file``), checks that
+the document parses, and writes it atomically to ``<cache dir>/models-<source>.json``.  The
+registry reads every such file on first use (:func:`cached_models`), so lookups stay offline.  The cache directory is
 ``$FAILOVER_CLIENT_CACHE_DIR``, else ``$XDG_CACHE_HOME/failover_client``, else
 ``~/.cache/failover_client``.
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .errors import FailoverClientError, InvalidArgumentError
-from .models import PER_MILLION, LongContextPrices, ModelInfo, reload
+from ..errors import FailoverClientError, InvalidArgumentError
+from .registry import PER_MILLION, LongContextPrices, ModelInfo
 
 logger = logging.getLogger("failover_client")
 
@@ -225,7 +225,7 @@ def _models_dev_row(provider_id: str, model_id: str, entry: dict[str, Any]) -> M
     )
 
 
-# --- sources, cache and refresh -------------------------------------------------------------
+# --- sources, cache and store ---------------------------------------------------------------
 
 SOURCES: dict[str, tuple[str, Callable[[Any], list[ModelInfo]]]] = {
     "litellm": ("https://raw.githubusercontent.com/BerriAI/litellm/main/model_prices_and_context_window.json",
@@ -291,8 +291,8 @@ def cached_models() -> list[ModelInfo]:
 
 def download(url: str, timeout: float = 60.0) -> bytes:
     """GET ``url`` through the project's Transport (no redirects followed, errors typed)."""
-    from .retry import Deadline
-    from .transport import Transport
+    from ..retry import Deadline
+    from ..transport import Transport
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -305,11 +305,12 @@ def download(url: str, timeout: float = 60.0) -> bytes:
         transport.close()
 
 
-def refresh(source: str, *, file: str | os.PathLike[str] | None = None, url: str | None = None,
-            timeout: float = 60.0) -> tuple[Path, int]:
+def store(source: str, *, file: str | os.PathLike[str] | None = None, url: str | None = None,
+          timeout: float = 60.0) -> tuple[Path, int]:
     """Store ``source``'s catalogue (read from ``file``, else downloaded from ``url`` or the
-    source's public address) as the user's cached copy, and reload the default registry.
-    The document must parse before it replaces the cache.  Returns (cache path, model count)."""
+    source's public address) as the user's cached copy; :func:`failover_client.models.refresh`
+    then rebuilds the registry from it.  The document must parse before it replaces the cache.
+    Returns (cache path, model count)."""
     _parser(source)
     if file is not None:
         try:
@@ -331,5 +332,4 @@ def refresh(source: str, *, file: str | os.PathLike[str] | None = None, url: str
     except BaseException:
         os.unlink(temporary)
         raise
-    reload()
     return target, count
