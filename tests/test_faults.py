@@ -22,8 +22,12 @@ from failover_client.testing import Fault, Reply
 from support import PROTOCOLS, ask, make_provider
 
 LONG = Reply(text="one two three four five six seven eight nine ten")
+# Short limits only where a fault is about time (a stall, a trickle), so those tests stay quick;
+# every other fault gets limits no busy machine reaches, or a slow answer would read as a timeout.
 READ_TIMEOUT = 0.3
 DEADLINE = 0.6
+PATIENT = 30.0
+TIMED = {"stall before headers", "stall mid-stream", "trickle past the deadline"}
 
 # name -> (fault, error for complete(), error for a stream that fails before any output)
 FAULTS = {
@@ -83,20 +87,25 @@ def expected_error(fault_name, protocol, mode):
     return expected[protocol] if isinstance(expected, dict) else expected
 
 
-def run(provider, mode):
+def read_timeout(fault_name):
+    return READ_TIMEOUT if fault_name in TIMED else PATIENT
+
+
+def run(provider, mode, fault_name):
+    deadline = DEADLINE if fault_name in TIMED else PATIENT
     if mode == "complete":
-        return provider.complete(ask(), timeout=DEADLINE)
-    return collect(provider.complete_stream(ask(stream=True), timeout=DEADLINE))
+        return provider.complete(ask(), timeout=deadline)
+    return collect(provider.complete_stream(ask(stream=True), timeout=deadline))
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("fault_name", FAULTS)
 def test_provider_raises_the_right_error(fake_provider, protocol, mode, fault_name):
     fake_provider.script("p", FAULTS[fault_name][0])
-    provider = make_provider(fake_provider, "p", protocol, read_timeout=READ_TIMEOUT)
+    provider = make_provider(fake_provider, "p", protocol, read_timeout=read_timeout(fault_name))
     expected = expected_error(fault_name, protocol, mode)
     with pytest.raises(expected) as info:
-        run(provider, mode)
+        run(provider, mode, fault_name)
     assert type(info.value) is expected
     assert info.value.provider == "p"
     assert provider.complete(ask()).text == "Hello!"  # the provider is still usable afterwards
@@ -107,24 +116,25 @@ def test_provider_raises_the_right_error(fake_provider, protocol, mode, fault_na
 def test_failover_client_falls_back_on_every_fault(fake_provider, protocol, mode, fault_name):
     fake_provider.script("primary", FAULTS[fault_name][0])
     fake_provider.script("backup", Reply(text="served by backup"))
-    config = FailoverConfig("primary", make_provider(fake_provider, "primary", protocol, read_timeout=READ_TIMEOUT))
+    config = FailoverConfig("primary", make_provider(fake_provider, "primary", protocol,
+                                                     read_timeout=read_timeout(fault_name)))
     config.add_fallback(FallbackProvider("backup", make_provider(fake_provider, "backup", protocol)))
     expected = expected_error(fault_name, protocol, mode).__name__
     if fault_name in EATS_THE_DEADLINE:  # a streamed trickle has shown output by then: interrupted
         outcome = AllProvidersFailedError if mode == "complete" else StreamInterruptedError
         with pytest.raises(outcome, match="deadline exceeded"):
-            run(FailoverClient(config), mode)
+            run(FailoverClient(config), mode, fault_name)
         assert [r.name for r in fake_provider.requests] == ["primary"]
         OUTCOMES.append((fault_name, protocol, mode, "primary: " + expected, outcome.__name__ + " (deadline)"))
         return
     if mode == "stream" and (fault_name, protocol) in AFTER_FIRST_OUTPUT:
         with pytest.raises(StreamInterruptedError) as info:
-            run(FailoverClient(config), mode)
+            run(FailoverClient(config), mode, fault_name)
         assert info.value.partial_text == "Hello!" and type(info.value.__cause__).__name__ == expected
         assert [r.name for r in fake_provider.requests] == ["primary"]
         OUTCOMES.append((fault_name, protocol, mode, "primary: " + expected, "StreamInterruptedError (after output)"))
         return
-    response = run(FailoverClient(config), mode)
+    response = run(FailoverClient(config), mode, fault_name)
     assert response.text == "served by backup" and response.provider == "backup"
     assert [(a.provider, a.outcome, a.error_type) for a in response.attempts] == [
         ("primary", "error", expected), ("backup", "ok", None)]
@@ -134,7 +144,8 @@ def test_failover_client_falls_back_on_every_fault(fake_provider, protocol, mode
 @pytest.mark.parametrize("fault_name", AFTER_OUTPUT)
 def test_fault_after_output_interrupts_the_stream_with_partial_text(fake_provider, protocol, fault_name):
     fake_provider.script("primary", AFTER_OUTPUT[fault_name])
-    config = FailoverConfig("primary", make_provider(fake_provider, "primary", protocol, read_timeout=READ_TIMEOUT))
+    config = FailoverConfig("primary", make_provider(fake_provider, "primary", protocol,
+                                                     read_timeout=read_timeout(fault_name)))
     config.add_fallback(FallbackProvider("backup", make_provider(fake_provider, "backup", protocol)))
     received = []
     with pytest.raises(StreamInterruptedError) as info:

@@ -89,7 +89,7 @@ def test_soak(caplog, capsys):
             with ThreadPoolExecutor(THREADS) as pool:
                 results = list(pool.map(lambda i: one_call(client, i), range(CALLS)))
             client.close()
-            log = server.requests
+    log = server.requests  # read once the server has stopped: every handler has logged its request
     elapsed = time.monotonic() - started
     for thread in set(threading.enumerate()) - threads_before:
         thread.join(5)  # server connection threads finish as their sockets close
