@@ -424,3 +424,15 @@ def search(text: str, limit: int | None = None, provider: str | None = None) -> 
 
 def suggest(name: str, limit: int = 5) -> list[str]:
     return default_registry().suggest(name, limit)
+
+
+# --- cross-vendor equivalents ---------------------------------------------------------------
+
+def equivalent(model: str | ModelInfo, provider: str, *, registry: Registry | None = None,
+               today: date | None = None) -> ModelInfo | None:
+    """The current model of ``provider`` closest to ``model``: same kept capabilities, nearest
+    price tier and context window, never a retired one.  The rule is documented in
+    :mod:`failover_client.equivalents`; None when ``provider`` has no such model."""
+    from .equivalents import equivalent as closest
+
+    return closest(model, provider, registry=registry, today=today)
