@@ -96,4 +96,5 @@ def test_the_catalogue_carries_successors_and_anthropic_one_hour_cache_writes():
     haiku = models.lookup("claude-haiku-5-5")
     assert haiku.cache_write_1h_price == 2 * haiku.input_price
     assert haiku.long_context.cache_write_1h_price == 2 * haiku.long_context.input_price
-    assert haiku.prices_for(haiku.long_context.threshold + 1).cache_write_1h_price == haiku.long_context.cache_write_1h_price
+    long_prompt = haiku.prices_for(haiku.long_context.threshold + 1)
+    assert long_prompt.cache_write_1h_price == haiku.long_context.cache_write_1h_price
