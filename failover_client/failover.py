@@ -90,18 +90,23 @@ ROUTED_ERRORS: dict[str, type[ProviderError]] = {
 
 @dataclass
 class FallbackProvider:
-    """A provider in the chain under a name of its own, with request models mapped for it."""
+    """A provider in the chain under a name of its own, with request models mapped for it.
+
+    A model without a mapping is sent as it is, or as ``default_model`` when one is given: a
+    model name of another vendor means nothing to this provider, so a cross-vendor fallback
+    should name the model it serves rather than pass the name through to a 404."""
 
     name: str
     provider: Provider
     model_mapping: dict[str, str] = field(default_factory=dict)
+    default_model: str | None = None
 
     def with_model_mapping(self, model: str, mapped: str) -> FallbackProvider:
         self.model_mapping[model] = mapped
         return self
 
     def model_for(self, model: str) -> str:
-        return self.model_mapping.get(model, model)
+        return self.model_mapping.get(model, self.default_model or model)
 
 
 @dataclass

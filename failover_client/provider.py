@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping
 
 from .errors import FailoverClientError, MissingCredentialsError, NotSupportedError, ResponseDecodeError, redact
+from .models import deprecation
 from .retry import Deadline
 from .streaming import StreamDecodeError
 from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult, ToolUseBlock
@@ -212,6 +213,7 @@ class HttpProvider(Provider):
 
     def _send(self, request: CompletionRequest, stream: bool, deadline: Deadline) -> HttpResponse:
         request.validate()
+        deprecation.check(request.model, type(self).name)
         body = self._body(request, stream)
         if request.extra:
             body.update(request.extra)

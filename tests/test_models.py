@@ -203,7 +203,7 @@ def test_register_overrides_a_row_and_adds_new_ones():
         assert lookup("openai/gpt-4o").input_price == 1.0
         assert lookup("ft7").name == "mine/finetune-7"
     finally:
-        models._default.registered.clear()
+        models.default._default.registered.clear()
         models.reload()
     assert lookup("openai/gpt-4o").input_price == 2.5
 
@@ -215,6 +215,6 @@ def test_registry_add_checks_its_rows():
 
 def test_importing_the_package_reads_no_catalogue():
     code = ("import sys, failover_client, failover_client.models as m; "
-            "print(m._default.registry is None, 'concurrent_log_handler' in sys.modules, 'requests' in sys.modules)")
+            "print(m.default._default.registry is None, 'concurrent_log_handler' in sys.modules, 'requests' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "False"]

@@ -30,10 +30,10 @@ def demo(out: TextIO = sys.stdout) -> int:
             .add_fallback(
                 FallbackProvider("fallback", AnthropicProvider(
                     api_key="demo-key", base_url=server.base_url("fallback", "anthropic")))
-                .with_model_mapping("gpt-4o", "claude-sonnet-4-5"))
+                .with_model_mapping("gpt-5.5", "claude-opus-5"))
             .with_deadline(30)
         )
-        request = CompletionRequest(model="gpt-4o", messages=[Message.user("Say something about failover.")])
+        request = CompletionRequest(model="gpt-5.5", messages=[Message.user("Say something about failover.")])
         attempts: list[Attempt] = []
         with FailoverClient(config) as client:
             out.write("answer: ")

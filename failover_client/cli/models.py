@@ -87,6 +87,11 @@ def show_model(name: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) ->
         return 2
     for key, value in row.to_dict().items():
         out.write(f"{key:>18}: {value}\n")
+    from ..models.deprecation import describe
+
+    lifecycle = describe(row)
+    if lifecycle:
+        out.write(f"{'lifecycle':>18}: {lifecycle}\n")
     return 0
 
 

@@ -54,6 +54,7 @@ class LongContextPrices:
     output_price: float | None = None
     cache_read_price: float | None = None
     cache_write_price: float | None = None
+    cache_write_1h_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ class ModelInfo:
     input_price: float | None = None
     output_price: float | None = None
     cache_read_price: float | None = None
-    cache_write_price: float | None = None
+    cache_write_price: float | None = None  # the default (Anthropic: 5-minute) cache write
+    cache_write_1h_price: float | None = None  # Anthropic's 1-hour cache write, where billed apart
     reasoning_price: float | None = None  # None: reasoning tokens are billed as output
     batch_discount: float | None = None  # the fraction taken off batch results (0.5 = half price)
     long_context: LongContextPrices | None = None
@@ -77,6 +79,7 @@ class ModelInfo:
     deprecation_date: str | None = None  # ISO date of the announced shutdown
     checked: str | None = None  # ISO date the row was last checked against its source
     source: str = ""
+    successor: str | None = None  # the replacement the vendor names for a deprecated model
 
     @property
     def name(self) -> str:
@@ -97,7 +100,7 @@ class ModelInfo:
             return self
         return replace(self, input_price=tier.input_price, output_price=tier.output_price,
                        cache_read_price=tier.cache_read_price, cache_write_price=tier.cache_write_price,
-                       long_context=None)
+                       cache_write_1h_price=tier.cache_write_1h_price, long_context=None)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -256,7 +259,8 @@ def row_from_csv(record: dict[str, str]) -> ModelInfo:
     threshold = _integer(record["long_context_threshold"])
     long_context = None if threshold is None else LongContextPrices(
         threshold, _number(record["long_input"]), _number(record["long_output"]),
-        _number(record["long_cache_read"]), _number(record["long_cache_write"]))
+        _number(record["long_cache_read"]), _number(record["long_cache_write"]),
+        _number(record.get("long_cache_write_1h", "")))
     return ModelInfo(
         provider=record["provider"], model=record["model"],
         aliases=tuple(a for a in record["aliases"].split("|") if a),
@@ -267,6 +271,7 @@ def row_from_csv(record: dict[str, str]) -> ModelInfo:
         long_context=long_context, capabilities=frozenset(record["capabilities"].split()),
         knowledge_cutoff=record["knowledge_cutoff"] or None, deprecation_date=record["deprecation_date"] or None,
         checked=record["checked"] or None, source=record["source"],
+        cache_write_1h_price=_number(record.get("cache_write_1h", "")), successor=record.get("successor") or None,
     )
 
 
