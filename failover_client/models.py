@@ -42,7 +42,8 @@ from .errors import InvalidArgumentError
 if TYPE_CHECKING:
     from .types import CompletionRequest, Usage
 
-CAPABILITIES = ("tools", "vision", "streaming", "json_schema", "thinking", "audio_in", "audio_out")
+CAPABILITIES = ("tools", "vision", "streaming", "json_schema", "thinking", "audio_in", "audio_out",
+                "responses_only")  # served only by OpenAI's Responses API, not by Chat Completions
 PER_MILLION = 1_000_000
 
 
