@@ -19,8 +19,8 @@ from typing import Any
 
 import openai
 import pytest
-from test_corpus_openai_anthropic import RESPONSES_API_CASSETTES, Expected, actual_of, compare, expected_error
 from test_corpus_compatible import NON_CHAT_CASSETTES
+from test_corpus_openai_anthropic import RESPONSES_API_CASSETTES, Expected, actual_of, compare, expected_error
 
 from failover_client import CompletionRequest, Message, ThinkingConfig, collect
 from failover_client.errors import ProviderError

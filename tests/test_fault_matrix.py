@@ -1,6 +1,7 @@
 """Every fault the fake server scripts (and a closed port) x complete / complete_stream x trigger
-settings, for the OpenAI (Chat Completions and Responses) and Anthropic protocols: the exact outcome of each — who served, or
-which error, with the attempts — and a table of them all at the end of the module."""
+settings, for OpenAI's Chat Completions and Responses and for Anthropic's Messages: the exact
+outcome of each — who served, or which error, with the attempts — and a table of them all at the
+end of the module."""
 
 import socket
 

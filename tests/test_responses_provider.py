@@ -82,8 +82,9 @@ def conversation(thinking):
         Message.user([TextBlock("Weather in Paris?"), ImageBlock.from_url("https://example.com/sky.png")]),
         Message.assistant([ThinkingBlock("Call the tool.", "gAAAA-blob"), ThinkingBlock("unsigned"),
                            TextBlock("Checking."), ToolUseBlock("call_1", "get_weather", {"city": "Paris"})]),
-        Message.tool_results([ToolResultBlock("call_1", "18C, sunny"),
-                              ToolResultBlock("call_2", [TextBlock("see"), ImageBlock.from_base64("AAAA", "image/png")])]),
+        Message.tool_results([
+            ToolResultBlock("call_1", "18C, sunny"),
+            ToolResultBlock("call_2", [TextBlock("see"), ImageBlock.from_base64("AAAA", "image/png")])]),
         Message.user("And tomorrow?"),
     ], tools=[WEATHER], thinking=thinking)
 
@@ -211,7 +212,8 @@ def test_api_responses_selects_the_protocol_for_rows_that_serve_it():
     assert type(create("openai", api="chat", api_key=KEY)) is OpenAIProvider
     azure = create("azure", api="responses", api_key=KEY, endpoint="https://my-resource.openai.azure.com/")
     assert type(azure) is OpenAIResponsesProvider and azure.name == "azure"
-    assert azure.base_url == "https://my-resource.openai.azure.com/openai/v1" and azure.api_key_env == "AZURE_OPENAI_API_KEY"
+    assert azure.base_url == "https://my-resource.openai.azure.com/openai/v1"
+    assert azure.api_key_env == "AZURE_OPENAI_API_KEY"
     assert create("xai", api="responses", api_key=KEY).base_url == "https://api.x.ai/v1"
     with pytest.raises(InvalidArgumentError, match="groq does not serve OpenAI's Responses API"):
         create("groq", api="responses", api_key=KEY)

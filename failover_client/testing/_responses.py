@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._openai import BAD_JSON, NO_KEY, STREAM_ERROR_TYPES, OpenAIProtocol
+from ._openai import STREAM_ERROR_TYPES, OpenAIProtocol
 from ._protocol import Call, ErrorSpec, arguments_json, fragments, random_id, sse
 from ._steps import Fault, Reply
 
@@ -61,19 +61,11 @@ class ResponsesProtocol(OpenAIProtocol):
     name = "responses"
     route = "/v1/responses"
 
-    def reject(self, headers: Mapping[str, str], body: Any, json_ok: bool) -> ErrorSpec | None:
-        invalid = "invalid_request_error"
-        if self.api_key(headers) is None:
-            return ErrorSpec(401, invalid, NO_KEY)
-        if not json_ok:
-            return ErrorSpec(400, invalid, BAD_JSON)
-        if not body.get("model"):
-            return ErrorSpec(400, invalid, "Missing required parameter: 'model'.",
-                             code="missing_required_parameter", param="model")
+    def check_fields(self, body: Mapping[str, Any]) -> ErrorSpec | None:
         for chat_only in ("messages", "max_tokens", "response_format"):  # a Chat Completions body sent here
             if chat_only in body:
-                return ErrorSpec(400, invalid, f"Unknown parameter: '{chat_only}'.", code="unknown_parameter",
-                                 param=chat_only)
+                return ErrorSpec(400, "invalid_request_error", f"Unknown parameter: '{chat_only}'.",
+                                 code="unknown_parameter", param=chat_only)
         return None
 
     def fault_error(self, fault: Fault, call: Call) -> ErrorSpec:
