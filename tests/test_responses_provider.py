@@ -28,6 +28,7 @@ from failover_client import (
 )
 from failover_client.errors import InvalidArgumentError, ServerError
 from failover_client.providers import OpenAIProvider, OpenAIResponsesProvider, create
+from failover_client.providers.openai_responses import lone_text, stream_from_wire
 
 from cassettes import Interaction, ReplayServer
 from support import WEATHER, ask, make_provider, sent
@@ -232,3 +233,19 @@ def test_from_models_sends_responses_only_models_to_the_responses_api(fake_provi
         client.complete(ask(model="gpt-4o"))
     assert [(r.protocol, r.body["model"]) for r in fake_provider.requests] == [
         ("responses", "gpt-5-pro"), ("openai", "gpt-4o"), ("responses", "gpt-4o")]
+
+
+@pytest.mark.parametrize("data, text", [
+    ('{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":0,'
+     '"content_index":0,"delta":"420","logprobs":[],"obfuscation":"nuCYcVoOe"}', "420"),  # OpenAI's order
+    ('{"sequence_number":3,"type":"response.output_text.delta","delta":"1, 2","item_id":"msg_1",'
+     '"output_index":1,"content_index":0,"logprobs":[]}', "1, 2"),  # xAI's
+    ('{"type":"response.output_text.delta","delta":"say \\"delta\\": \\u00e9"}', 'say "delta": é'),
+    ('{"type": "response.output_text.delta", "delta": "spaced"}', None),  # decoded whole instead
+    ('{"type":"response.refusal.delta","delta":"no"}', None),
+])
+def test_a_text_delta_is_decoded_alone_only_when_that_is_safe(data, text):
+    assert lone_text(data) == text
+    events = [("response.output_text.delta", data), ("", json.dumps(completed([])))]
+    chunks = list(stream_from_wire(iter(events), "p", "m"))
+    assert [c.text for c in chunks if c.text] == [json.loads(data)["delta"]] * ("refusal" not in data)

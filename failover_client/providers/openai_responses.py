@@ -8,7 +8,7 @@ ThinkingBlock's signature; a reasoning item goes back without its ``rs_`` id, as
 never stored is looked up and refused under ``store: false`` (the blob is self-contained).
 
 As in :mod:`.openai`, the stream decoder maps each event's JSON to StreamChunks by hand, with the
-text delta checked first: it is most of every stream.
+text delta checked first (and its text decoded alone, :func:`lone_text`): it is most of a stream.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from ..errors import NetworkError, NotSupportedError, ResponseDecodeError, error_for_event
 from ..provider import HttpProvider, WireFormat, tool_arguments
-from ..streaming import iter_sse, loads_event
+from ..streaming import iter_sse, loads_event, raw_decode
 from ..types import (
     CompletionRequest,
     CompletionResponse,
@@ -43,6 +43,8 @@ SUMMARY_SEPARATOR = "\n\n"  # between the parts of one reasoning summary
 # Server-tool and state items (web search, MCP, compaction...) have no neutral form and are skipped.
 
 TEXT_DELTA = "response.output_text.delta"
+_TEXT_DELTA_TYPE = '"type":"response.output_text.delta"'
+_DELTA_KEY = '"delta":'
 
 
 def usage_from(data: dict[str, Any] | None) -> Usage:
@@ -232,6 +234,24 @@ def response_from_wire(data: dict[str, Any], provider: str) -> CompletionRespons
 # --- stream -------------------------------------------------------------------------------------
 
 
+def lone_text(data: str) -> str | None:
+    """A text delta event's text, decoded on its own; ``None`` means "decode the whole event".
+    Such events are most of a stream, and the ids, sequence numbers and padding around the text
+    are never read.  Inside a JSON string every quote is escaped, so the two markers (the event's
+    type, then the ``delta`` key) cannot match inside a value; a layout with spaces after the
+    colons, or a delta that is not a string, goes to the full decoder."""
+    if _TEXT_DELTA_TYPE not in data:
+        return None
+    at = data.find(_DELTA_KEY)
+    if at < 0:
+        return None
+    try:
+        text, _end = raw_decode(data, at + len(_DELTA_KEY))
+    except ValueError:
+        return None
+    return text if text.__class__ is str else None
+
+
 def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: str) -> Iterator[StreamChunk]:
     """``response.*`` events to StreamChunks.  Ends at ``response.completed`` or
     ``response.incomplete``; ``response.failed``, an ``error`` event (either of its two shapes),
@@ -242,7 +262,12 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
     loads = loads_event
     argued: set[int] = set()  # function calls whose arguments streamed as deltas
     tool_use = refused = False
-    for _event, data in events:
+    for event, data in events:
+        if event == TEXT_DELTA:  # OpenAI and xAI name every event (OpenRouter does not: decoded whole)
+            text = lone_text(data)
+            if text is not None:
+                yield StreamChunk(text=text, provider=provider)
+                continue
         obj = loads(data)
         kind = obj.get("type") if obj.__class__ is dict else None
         if kind == TEXT_DELTA:
