@@ -39,6 +39,7 @@ def providers(url: str) -> dict[str, Any]:
         GeminiProvider,
         OllamaProvider,
         OpenAIProvider,
+        OpenAIResponsesProvider,
         VertexProvider,
     )
     from failover_client.testing._bedrock import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
@@ -61,6 +62,7 @@ def providers(url: str) -> dict[str, Any]:
         "cohere": CohereProvider(key, base_url=base(url, "default", "cohere")),
         "ollama": OllamaProvider(base_url=base(url, "default", "ollama")),
         "azure": AzureOpenAIProvider(key, api_version="2024-10-21", base_url=base(url, "default", "azure")),
+        "responses": OpenAIResponsesProvider(key, base_url=base(url, "default", "responses")),
     }
 
 

@@ -13,6 +13,7 @@ from failover_client.providers import (
     GeminiProvider,
     OllamaProvider,
     OpenAIProvider,
+    OpenAIResponsesProvider,
     VertexProvider,
 )
 from failover_client.testing._bedrock import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
@@ -26,6 +27,7 @@ PROTOCOLS = {  # protocol name (as the fake server knows it) -> provider class, 
     "ollama": OllamaProvider,
     "azure": AzureOpenAIProvider,
     "bedrock": BedrockProvider,
+    "responses": OpenAIResponsesProvider,  # OpenAI's Responses API
 }
 
 OPTIONS = {  # constructor arguments a protocol needs besides a key and a base URL

@@ -40,7 +40,7 @@ DIRECTORIES = ("mistral", "groq", "deepseek", "openrouter", "other")
 HOSTS = {"api.together.xyz": "together", "router.huggingface.co": "huggingface",
          "api.perplexity.ai": "perplexity", "api.x.ai": "xai"}
 CHAT_PATH = "/chat/completions"
-# Recordings of another endpoint than Chat Completions: nothing of OpenAIProvider's to replay.
+# Recordings of another endpoint than Chat Completions (replayed in tests/test_corpus_responses.py).
 NON_CHAT_CASSETTES = {
     "other/ruby_llm__chat_streaming_responses_xai_grok-4-1-fast-non-reasoning_supports_streaming_responses.yml":
         "xAI's Responses API (POST /v1/responses): response.* events, not chat-completion chunks",

@@ -43,8 +43,8 @@ PROVIDERS = ("openai", "anthropic")
 # lists equal to what the filter leaves out, so nothing is dropped silently.
 #
 # OpenAI Responses API (POST /v1/responses): a different protocol from Chat Completions
-# (``input``/``output`` items, ``response.*`` SSE events, ``output_tokens`` usage) that
-# OpenAIProvider does not implement, so there is nothing of ours to replay them against.
+# (``input``/``output`` items, ``response.*`` SSE events, ``output_tokens`` usage), replayed
+# through OpenAIResponsesProvider in tests/test_corpus_responses.py.
 RESPONSES_API_CASSETTES = (
     "openai/crewai__test_openai_responses_api_with_web_search.yaml",
     "openai/mirascope__test_call__openai_gpt_4o_responses__stream.yaml",

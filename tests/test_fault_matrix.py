@@ -1,6 +1,7 @@
 """Every fault the fake server scripts (and a closed port) x complete / complete_stream x trigger
-settings, for the OpenAI and Anthropic protocols: the exact outcome of each — who served, or
-which error, with the attempts — and a table of them all at the end of the module."""
+settings, for OpenAI's Chat Completions and Responses and for Anthropic's Messages: the exact
+outcome of each — who served, or which error, with the attempts — and a table of them all at the
+end of the module."""
 
 import socket
 
@@ -24,7 +25,7 @@ from failover_client import (
     ServerError,
     StreamInterruptedError,
 )
-from failover_client.providers import AnthropicProvider, OpenAIProvider
+from failover_client.providers import AnthropicProvider, OpenAIProvider, OpenAIResponsesProvider
 from failover_client.testing import Fault, Reply
 
 from chains import call, outcomes, served
@@ -54,9 +55,10 @@ FAULTS = {
     "truncated stream": (Fault.truncated_stream(after_events=0), ResponseDecodeError, NetworkError),
     "malformed json": (Fault.malformed_json(), ResponseDecodeError, ResponseDecodeError),
     "html error page": (Fault.html_error(502), ServerError, ServerError),
-    # OpenAI reports an overload inside a stream as a server_error object, Anthropic as overloaded_error
+    # OpenAI reports an overload inside a stream as a server_error object (Responses: an error
+    # event with that code), Anthropic as overloaded_error
     "mid-stream error event": (Fault.stream_error_event(0, "overloaded_error", "Overloaded"), OverloadedError,
-                               {"openai": ServerError, "anthropic": OverloadedError}),
+                               {"openai": ServerError, "anthropic": OverloadedError, "responses": ServerError}),
     "empty 200": (Fault.empty_200(), ResponseDecodeError, NetworkError),
     # the caller's own errors: they fail over only when configured to
     "400": (Fault.status(400), InvalidRequestError, InvalidRequestError),
@@ -71,7 +73,7 @@ TRIGGERS = {
     "rate limit + timeout": ((FailoverTrigger.RATE_LIMIT, FailoverTrigger.TIMEOUT),
                              (RateLimitError, ProviderTimeoutError)),
 }
-PROVIDERS = {"openai": OpenAIProvider, "anthropic": AnthropicProvider}
+PROVIDERS = {"openai": OpenAIProvider, "anthropic": AnthropicProvider, "responses": OpenAIResponsesProvider}
 MODES = ("complete", "stream")
 # a trickle spends the whole deadline on the primary; streamed, its output reached the caller
 EATS_THE_DEADLINE = "trickle past the deadline"

@@ -55,7 +55,7 @@ FAULTS = {
     # {"error": "..."} line, neither of which names a kind of error
     "error event": (Fault.stream_error_event(0, "overloaded_error", "Overloaded"), OverloadedError,
                     {"openai": ServerError, "anthropic": OverloadedError, "cohere": ServerError,
-                     "ollama": ServerError, "azure": ServerError,
+                     "ollama": ServerError, "azure": ServerError, "responses": ServerError,
                      # Bedrock sends a serviceUnavailableException frame: overloaded, as its 503 is
                      "bedrock": OverloadedError,
                      # Gemini and Vertex send {"error": {"code": 503, "status": "UNAVAILABLE"}}: the

@@ -215,6 +215,7 @@ def test_registry_add_checks_its_rows():
 
 def test_importing_the_package_reads_no_catalogue():
     code = ("import sys, failover_client, failover_client.models as m; "
-            "print(m.default._default.registry is None, 'concurrent_log_handler' in sys.modules, 'requests' in sys.modules)")
+            "print(m.default._default.registry is None, 'concurrent_log_handler' in sys.modules, "
+            "'requests' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "False"]

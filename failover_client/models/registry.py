@@ -33,7 +33,8 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from ..errors import InvalidArgumentError
 
-CAPABILITIES = ("tools", "vision", "streaming", "json_schema", "thinking", "audio_in", "audio_out")
+CAPABILITIES = ("tools", "vision", "streaming", "json_schema", "thinking", "audio_in", "audio_out",
+                "responses_only")  # served only by OpenAI's Responses API, not by Chat Completions
 PER_MILLION = 1_000_000
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {  # class name -> module, one line per provider class
     "OpenAIProvider": "openai",
+    "OpenAIResponsesProvider": "openai_responses",
     "AnthropicProvider": "anthropic",
     "GeminiProvider": "gemini",
     "VertexProvider": "vertex",

@@ -35,6 +35,9 @@ PROTOCOLS: Mapping[str, tuple[str, str]] = {
     "ollama": ("ollama", "OllamaProvider"),
     "azure": ("azure", "AzureOpenAIProvider"),
 }
+# OpenAI's Responses API (POST {base}/responses), which the services of these rows serve besides
+# their row's protocol: create(name, api="responses") builds its class (module, class) for them.
+RESPONSES_API, RESPONSES_ROWS = ("openai_responses", "OpenAIResponsesProvider"), frozenset({"openai", "azure", "xai"})
 
 # Protocols whose class builds its own URL (Vertex's "global" location has no host prefix,
 # Bedrock signs for its region): a row's params that are known (an argument, a set variable)

@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import InvalidArgumentError, MissingCredentialsError
-from .catalog import BUILDS_OWN_URL, CATALOG, PROTOCOLS, ProviderSpec
+from .catalog import BUILDS_OWN_URL, CATALOG, PROTOCOLS, RESPONSES_API, RESPONSES_ROWS, ProviderSpec
 
 if TYPE_CHECKING:
     from ..provider import Provider
@@ -47,9 +47,12 @@ def create(name: str, /, **overrides: Any) -> Provider:
     (e.g. ``account_id`` for Cloudflare) may be given by name, else it is read from its
     environment variable.  Without ``api_key`` the key is read at first use from the row's
     variable (never from another provider's), so a missing key fails then, naming it.
+    ``api="responses"`` speaks OpenAI's Responses API to a row whose service serves it
+    (``RESPONSES_ROWS``), ``api="chat"`` the row's own protocol (the default).
     """
     row = spec(name)
     options = dict(overrides)
+    cls = _api_class(row, options.pop("api", None))
     values = _param_values(row, {param: options.pop(param) for param in row.placeholders() if param in options})
     if row.protocol in BUILDS_OWN_URL:  # the class takes them as arguments, with defaults of its own
         options.update({param: row.param_value(param, value) for param, value in values.items()})
@@ -62,7 +65,7 @@ def create(name: str, /, **overrides: Any) -> Provider:
     options.setdefault("name", row.name)
     if row.local and row.api_key_env is None:
         options.setdefault("api_key", row.name)  # the server ignores it, as the OpenAI client cannot omit it
-    provider = _protocol_class(row.protocol)(**options)
+    provider = cls(**options)
     if row.api_key_env is not None:
         provider.api_key_env = row.api_key_env
     return provider
@@ -129,8 +132,19 @@ def chain(*models: str, overrides: Mapping[str, Mapping[str, Any]] | None = None
     entries: list[tuple[str, Provider, str]] = []
     for provider, model in routes:
         name = _unique(provider, {entry[0] for entry in entries})
-        entries.append((name, from_env(provider, name=name, **overrides.get(provider, {})), model))
+        options = dict(overrides.get(provider, {}))
+        if "api" not in options and provider in RESPONSES_ROWS and _responses_only(provider, model):
+            options["api"] = "responses"
+        entries.append((name, from_env(provider, name=name, **options), model))
     return entries
+
+
+def _responses_only(provider: str, model: str) -> bool:
+    """Whether the model registry marks ``provider/model`` as served only by the Responses API."""
+    from ..models import find
+
+    row = find(model, provider)
+    return row is not None and row.supports("responses_only")
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -150,6 +164,15 @@ def _param_values(row: ProviderSpec, given: Mapping[str, str]) -> dict[str, str]
     return values
 
 
-def _protocol_class(protocol: str) -> Any:
-    module, cls = PROTOCOLS[protocol]
+def _api_class(row: ProviderSpec, api: str | None) -> Any:
+    """The class that speaks ``api`` to the row's service."""
+    if api in (None, "chat"):
+        module, cls = PROTOCOLS[row.protocol]
+    elif api != "responses":
+        raise InvalidArgumentError(f"api must be 'chat' or 'responses', got {api!r}")
+    elif row.name not in RESPONSES_ROWS:
+        raise InvalidArgumentError(f"{row.name} does not serve OpenAI's Responses API; "
+                                   f"these do: {', '.join(sorted(RESPONSES_ROWS))}")
+    else:
+        module, cls = RESPONSES_API
     return getattr(import_module(f"{__package__}.{module}"), cls)

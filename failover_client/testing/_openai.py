@@ -127,6 +127,11 @@ class OpenAIProtocol(Protocol):
             return ErrorSpec(400, invalid, BAD_JSON)
         if not body.get("model"):
             return ErrorSpec(400, invalid, "you must provide a model parameter")
+        return self.check_fields(body)
+
+    def check_fields(self, body: Mapping[str, Any]) -> ErrorSpec | None:
+        """The route's own checks of a JSON body that names a model."""
+        invalid = "invalid_request_error"
         if "messages" not in body:
             return ErrorSpec(
                 400, invalid, "Missing required parameter: 'messages'.",

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
-from . import _anthropic, _azure, _bedrock, _cohere, _gemini, _ollama, _openai, _vertex
+from . import _anthropic, _azure, _bedrock, _cohere, _gemini, _ollama, _openai, _responses, _vertex
 from ._batches import BatchEndpoints
 from ._count_tokens import PROTOCOL as ANTHROPIC_COUNT_TOKENS
 from ._http import Connection, Incoming, ProviderHTTPServer
@@ -32,6 +32,7 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (  # one line per protocol 
     _ollama.PROTOCOL,
     _azure.PROTOCOL,
     _bedrock.PROTOCOL,
+    _responses.PROTOCOL,
 )}
 DEFAULT_NAME = "default"
 DEFAULT_REPLY = Reply()
