@@ -22,9 +22,6 @@ tokens), and batch results are discounted by the model's batch discount.
 
 from __future__ import annotations
 
-import csv
-import difflib
-import io
 import math
 import threading
 from dataclasses import asdict, dataclass, replace
@@ -225,6 +222,8 @@ class Registry:
         """The registered names closest to ``name``, best first."""
         wanted = name.casefold()
         names = {key.casefold(): key for row in self._rows.values() for key in (row.name, row.model, *row.aliases)}
+        import difflib  # only for a name that is not there; keeps importing the registry cheap
+
         close = difflib.get_close_matches(wanted, list(names), n=limit, cutoff=0.6)
         if len(close) < limit:
             close += [key for key in names if wanted in key and key not in close][: limit - len(close)]
@@ -278,6 +277,8 @@ def row_from_csv(record: dict[str, str]) -> ModelInfo:
 
 def builtin_models() -> list[ModelInfo]:
     """The built-in catalogue (package data), vendors before resellers."""
+    import csv
+    import io
     from importlib.resources import files
 
     folder = files(__package__).joinpath("data")
