@@ -328,6 +328,29 @@ class CompletionRequest(JsonMixin):
             return self.system or ""
         return "".join(block.text for block in self.system)
 
+    @classmethod
+    def from_openai(cls, body: dict[str, Any]) -> CompletionRequest:
+        """The request an OpenAI chat-completions body describes, for code that already builds
+        them.  Vendor-only options go to ``extra``; anything with no neutral meaning raises
+        InvalidArgumentError naming it (the rules: failover_client.compat.request_from_openai)."""
+        from .compat import request_from_openai
+
+        return cls._checked(request_from_openai(body))
+
+    @classmethod
+    def from_anthropic(cls, body: dict[str, Any]) -> CompletionRequest:
+        """The request an Anthropic Messages body describes (the rules:
+        failover_client.compat.request_from_anthropic)."""
+        from .compat import request_from_anthropic
+
+        return cls._checked(request_from_anthropic(body))
+
+    @classmethod
+    def _checked(cls, data: dict[str, Any]) -> CompletionRequest:
+        request: CompletionRequest = cls.from_dict(data)
+        request.validate()
+        return request
+
     def with_model(self, model: str) -> CompletionRequest:
         from dataclasses import replace
 
@@ -419,6 +442,13 @@ class CompletionResponse(JsonMixin):
     def to_message(self) -> Message:
         """The answer as the assistant turn to send back in a conversation."""
         return Message(Role.ASSISTANT, list(self.content))
+
+    def to_openai(self) -> dict[str, Any]:
+        """The answer as an OpenAI ``chat.completion`` object, for apps that relay that format
+        (streams: failover_client.compat.openai_chunks)."""
+        from .compat import response_to_openai
+
+        return response_to_openai(self)
 
 
 @dataclass(slots=True)
