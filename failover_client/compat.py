@@ -96,19 +96,27 @@ def _text(text: str, cache: bool = False) -> dict[str, Any]:
     return {"type": "text", "text": text, "cache": cache}
 
 
-def _joined_text(content: Any, path: str) -> list[dict[str, Any]]:
-    """OpenAI content that may only hold text: a string or a list of text parts."""
+def _openai_parts(content: Any, path: str, images: bool = False) -> list[dict[str, Any]]:
+    """OpenAI message content: a string or a list of text parts (and ``image_url`` parts where
+    ``images``: user messages)."""
     if isinstance(content, str):
         return [_text(content)]
-    parts = []
+    blocks = []
     for i, part in enumerate(_list(content, path)):
         where = f"{path}[{i}]"
         part = _object(part, where)
-        if part.get("type") != "text":
-            raise _fail(where, f"only text parts are accepted here, got type {_shown(part.get('type'))}")
-        _only(part, ("type", "text"), where)
-        parts.append(_text(_string_at(part, "text", where)))
-    return parts
+        kind = part.get("type")
+        if kind == "text":
+            _only(part, ("type", "text"), where)
+            blocks.append(_text(_string_at(part, "text", where)))
+        elif kind == "image_url" and images:
+            _only(part, ("type", "image_url"), where)
+            blocks.append(_openai_image(_object(_required(part, "image_url", where), f"{where}.image_url"),
+                                        f"{where}.image_url"))
+        else:
+            accepted = "text and image_url are" if images else "only text is"
+            raise _fail(where, f"content part type {_shown(kind)} is not supported here ({accepted})")
+    return blocks
 
 
 # --- OpenAI chat completions -> ours --------------------------------------------------------
@@ -198,7 +206,7 @@ def _openai_messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
                 raise _fail(path, f"a {role} message after the conversation started has no neutral form "
                                   "(the system prompt comes first)")
             _only(message, ("role", "content"), path)
-            system.append(_joined_text(_required(message, "content", path), f"{path}.content"))
+            system.append(_openai_parts(_required(message, "content", path), f"{path}.content"))
         elif role == "tool":
             _only(message, ("role", "content", "tool_call_id"), path)
             result = {"type": "tool_result", "cache": False, "is_error": False,
@@ -210,8 +218,8 @@ def _openai_messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
                 out.append({"role": "user", "content": [result]})
         elif role == "user":
             _only(message, ("role", "content"), path)
-            out.append({"role": "user", "content": _openai_user_content(_required(message, "content", path),
-                                                                        f"{path}.content")})
+            out.append({"role": "user", "content": _openai_parts(_required(message, "content", path),
+                                                                 f"{path}.content", images=True)})
         elif role == "assistant":
             out.append({"role": "assistant", "content": _openai_assistant_content(message, path)})
         else:
@@ -220,7 +228,7 @@ def _openai_messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
 
 
 def _tool_output(content: Any, path: str) -> str | list[dict[str, Any]]:
-    return content if isinstance(content, str) else _joined_text(content, path)
+    return content if isinstance(content, str) else _openai_parts(content, path)
 
 
 def _openai_system(messages: list[list[dict[str, Any]]]) -> Any:
@@ -230,26 +238,6 @@ def _openai_system(messages: list[list[dict[str, Any]]]) -> Any:
         blocks = messages[0]
         return blocks[0]["text"] if len(blocks) == 1 else blocks
     return "\n\n".join("".join(block["text"] for block in blocks) for blocks in messages)
-
-
-def _openai_user_content(content: Any, path: str) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [_text(content)]
-    blocks = []
-    for i, part in enumerate(_list(content, path)):
-        where = f"{path}[{i}]"
-        part = _object(part, where)
-        kind = part.get("type")
-        if kind == "text":
-            _only(part, ("type", "text"), where)
-            blocks.append(_text(_string_at(part, "text", where)))
-        elif kind == "image_url":
-            _only(part, ("type", "image_url"), where)
-            blocks.append(_openai_image(_object(_required(part, "image_url", where), f"{where}.image_url"),
-                                        f"{where}.image_url"))
-        else:
-            raise _fail(where, f"content part type {_shown(kind)} is not supported (text and image_url are)")
-    return blocks
 
 
 def _openai_image(image: dict[str, Any], path: str) -> dict[str, Any]:
@@ -270,7 +258,7 @@ def _openai_assistant_content(message: dict[str, Any], path: str) -> list[dict[s
     if message.get("refusal") is not None:
         raise _fail(f"{path}.refusal", "an assistant refusal cannot be sent back")
     content = message.get("content")
-    blocks = [] if content is None else [b for b in _joined_text(content, f"{path}.content") if b["text"]]
+    blocks = [] if content is None else [b for b in _openai_parts(content, f"{path}.content") if b["text"]]
     for i, call in enumerate(_list(message.get("tool_calls") or [], f"{path}.tool_calls")):
         where = f"{path}.tool_calls[{i}]"
         call = _object(call, where)
