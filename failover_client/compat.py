@@ -563,7 +563,7 @@ def openai_chunks(stream: Iterable[Any]) -> Iterator[dict[str, Any]]:
     last one with empty ``choices`` and the usage, as OpenAI sends with ``include_usage``.
     Tool calls are numbered 0, 1, ... in the order they begin, whatever index the provider
     used.  The caller adds ``data: `` framing and the closing ``[DONE]`` if it relays SSE."""
-    head: dict[str, Any] | None = None
+    head: dict[str, Any] = {}  # id, object, created, model: filled in by the first chunk that opens the answer
     tool_index: dict[int, int] = {}
     usage = None
 
@@ -571,13 +571,13 @@ def openai_chunks(stream: Iterable[Any]) -> Iterator[dict[str, Any]]:
         return {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
     for piece in stream:
-        if head is None and (piece.id or piece.model or piece.has_output or piece.stop_reason is not None):
-            head = {"id": piece.id or _made_up_id(), "object": "chat.completion.chunk", "created": int(time.time()),
-                    "model": piece.model or ""}
+        if not head and (piece.id or piece.model or piece.has_output or piece.stop_reason is not None):
+            head.update(id=piece.id or _made_up_id(), object="chat.completion.chunk", created=int(time.time()),
+                        model=piece.model or "")
             yield chunk({"role": "assistant", "content": ""})
         if piece.usage is not None:
             usage = piece.usage
-        if head is None:
+        if not head:
             continue
         if piece.thinking:
             yield chunk({"reasoning_content": piece.thinking})
@@ -596,5 +596,5 @@ def openai_chunks(stream: Iterable[Any]) -> Iterator[dict[str, Any]]:
             yield chunk({"tool_calls": [entry]})
         if piece.stop_reason is not None:
             yield chunk({}, finish_reason(piece.stop_reason))
-    if head is not None and usage is not None:
+    if head and usage is not None:
         yield {**head, "choices": [], "usage": usage_to_openai(usage)}
