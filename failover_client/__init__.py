@@ -48,6 +48,7 @@ _EXPORTS = {
         "NotSupportedError", "ResponseDecodeError", "StreamInterruptedError", "AllProvidersFailedError",
         "BudgetExceededError",
     ),
+    "compat": ("openai_chunks",),
     "retry": ("RetryPolicy",),
     "provider": ("Provider",),
     "models": ("ModelInfo", "UnknownModelError"),
@@ -79,6 +80,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from . import presets
+    from .compat import openai_chunks
     from .errors import (
         AllProvidersFailedError,
         AuthenticationError,

@@ -151,8 +151,20 @@ def decode_block(data: Any) -> ContentBlock:
 
 @dataclass
 class Message(JsonMixin):
+    """One turn.  ``role`` may be given as ``"user"``/``"assistant"`` and ``content`` as a plain
+    string (or a list mixing strings and blocks), because histories rebuilt from JSON arrive that
+    way; both are normalised here, when the message is built, so a wrong role can never reach the
+    wire as another role.  System prompts go in ``CompletionRequest.system`` and tool results in
+    ``Message.tool_results``: anything else as a role raises InvalidArgumentError."""
+
     role: Role
     content: list[ContentBlock] = field(metadata=_codec(_decode_blocks))
+
+    def __post_init__(self) -> None:
+        if self.role.__class__ is not Role:
+            self.role = _as_role(self.role)
+        if self.content.__class__ is not list or any(b.__class__ is str for b in self.content):
+            self.content = _as_blocks(self.content)
 
     @classmethod
     def user(cls, content: str | Iterable[ContentBlock]) -> Message:
@@ -172,10 +184,37 @@ class Message(JsonMixin):
         return "".join(b.text for b in self.content if isinstance(b, TextBlock))
 
 
-def _as_blocks(content: str | Iterable[ContentBlock]) -> list[ContentBlock]:
+_ROLE_HINTS = {
+    "system": "put the system prompt in CompletionRequest.system",
+    "developer": "put the system prompt in CompletionRequest.system",
+    "tool": "send tool results with Message.tool_results([ToolResultBlock(...)])",
+}
+
+
+def _as_role(role: Any) -> Role:
+    from .errors import InvalidArgumentError
+
+    if isinstance(role, str):
+        try:
+            return Role(role)
+        except ValueError:
+            pass
+    hint = _ROLE_HINTS.get(role) if isinstance(role, str) else None
+    raise InvalidArgumentError(f"Message.role must be 'user' or 'assistant', got {role!r}"
+                               + (f": {hint}" if hint else ""))
+
+
+def _as_blocks(content: Any) -> list[ContentBlock]:
+    """A string as one text block; strings inside a list as text blocks; other items kept for
+    validate() to judge (it names the index of anything that is not a block)."""
+    from .errors import InvalidArgumentError
+
     if isinstance(content, str):
         return [TextBlock(content)]
-    return list(content)
+    if isinstance(content, (dict, bytes)) or not isinstance(content, Iterable):
+        raise InvalidArgumentError(
+            f"Message.content must be a string or a list of content blocks, got {type(content).__name__}")
+    return [TextBlock(item) if isinstance(item, str) else item for item in content]
 
 
 @dataclass
@@ -289,6 +328,29 @@ class CompletionRequest(JsonMixin):
             return self.system or ""
         return "".join(block.text for block in self.system)
 
+    @classmethod
+    def from_openai(cls, body: dict[str, Any]) -> CompletionRequest:
+        """The request an OpenAI chat-completions body describes, for code that already builds
+        them.  Vendor-only options go to ``extra``; anything with no neutral meaning raises
+        InvalidArgumentError naming it (the rules: failover_client.compat.request_from_openai)."""
+        from .compat import request_from_openai
+
+        return cls._checked(request_from_openai(body))
+
+    @classmethod
+    def from_anthropic(cls, body: dict[str, Any]) -> CompletionRequest:
+        """The request an Anthropic Messages body describes (the rules:
+        failover_client.compat.request_from_anthropic)."""
+        from .compat import request_from_anthropic
+
+        return cls._checked(request_from_anthropic(body))
+
+    @classmethod
+    def _checked(cls, data: dict[str, Any]) -> CompletionRequest:
+        request: CompletionRequest = cls.from_dict(data)
+        request.validate()
+        return request
+
     def with_model(self, model: str) -> CompletionRequest:
         from dataclasses import replace
 
@@ -397,6 +459,13 @@ class CompletionResponse(JsonMixin):
     def to_message(self) -> Message:
         """The answer as the assistant turn to send back in a conversation."""
         return Message(Role.ASSISTANT, list(self.content))
+
+    def to_openai(self) -> dict[str, Any]:
+        """The answer as an OpenAI ``chat.completion`` object, for apps that relay that format
+        (streams: failover_client.compat.openai_chunks)."""
+        from .compat import response_to_openai
+
+        return response_to_openai(self)
 
 
 @dataclass(slots=True)

@@ -85,7 +85,7 @@ def test_openai_native_lines_are_accepted(fake_provider, tmp_path):
     ("not json", "in.jsonl:2: not a JSON object"),
     ('{"request": {}}', "in.jsonl:2: a line needs a string custom_id"),
     ('{"custom_id": "x", "request": {"messages": "hi"}}', "in.jsonl:2: not a CompletionRequest"),
-    ('{"custom_id": "x", "body": {"model": "m", "tools": []}}', "in.jsonl:2: body field 'tools' is not read"),
+    ('{"custom_id": "x", "body": {"model": "m", "messages": [], "logprobs": true}}', "in.jsonl:2: logprobs"),
     ('{"custom_id": "x", "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": '
      '[{"type": "text", "text": "hi"}]}], "stream": true}}', r"requests\[1\] \('x'\) asks for a stream"),
 ])

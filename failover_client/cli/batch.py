@@ -12,8 +12,8 @@
 
 Input lines are ``{"custom_id": ..., "request": {...a CompletionRequest as JSON...}}``, or
 OpenAI's own batch lines ``{"custom_id": ..., "method": "POST", "url": "/v1/chat/completions",
-"body": {...}}`` for plain text conversations (``model``, ``messages`` with text content,
-``max_tokens``/``max_completion_tokens``, ``temperature``, ``top_p``, ``stop``).  With
+"body": {...}}``, read by :meth:`CompletionRequest.from_openai` (tools, images and the rest; a
+field with no neutral meaning is refused, naming it).  With
 ``--models`` a line may leave out the model: every request goes to the first model given, and
 to the next ones' models on failover.  Providers and keys come from the catalog and its
 environment variables; ``--base-url URL`` (or ``PROVIDER=URL`` with several providers) points
@@ -32,10 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, TextIO
 
 if TYPE_CHECKING:
     from ..provider import Provider
-    from ..types import BatchRequest, CompletionRequest
+    from ..types import BatchRequest
 
-OPENAI_LINE_FIELDS = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-                                "stop"})
 INTERRUPTED = 130
 
 
@@ -220,46 +218,12 @@ def read_requests(path: str, *, model: str | None = None) -> list[BatchRequest]:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise InvalidArgumentError(f"{where}: not a CompletionRequest ({type(exc).__name__}: {exc})") from None
         elif isinstance(data.get("body"), dict):
-            request = _from_openai_body(data["body"], where, model)
+            body = data["body"] if data["body"].get("model") or not model else {**data["body"], "model": model}
+            try:
+                request = CompletionRequest.from_openai(body)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(f"{where}: {exc}") from None
         else:
             raise InvalidArgumentError(f"{where}: a line needs a request object (or OpenAI's body)")
         items.append(BatchRequest(data["custom_id"], request))
     return items
-
-
-def _from_openai_body(body: dict[str, Any], where: str, model: str | None) -> CompletionRequest:
-    """A Chat Completions body (text conversations only) as a CompletionRequest."""
-    from ..errors import InvalidArgumentError
-    from ..types import CompletionRequest, Message
-
-    unknown = sorted(set(body) - OPENAI_LINE_FIELDS)
-    if unknown:
-        raise InvalidArgumentError(f"{where}: body field {unknown[0]!r} is not read from OpenAI-format lines; "
-                                   "write this line as {\"custom_id\": ..., \"request\": {...}}")
-    system: list[str] = []
-    messages: list[Message] = []
-    for i, message in enumerate(body.get("messages") or ()):
-        role = message.get("role") if isinstance(message, dict) else None
-        text = _text(message.get("content") if isinstance(message, dict) else None)
-        if role in ("system", "developer") and text is not None:
-            system.append(text)
-        elif role in ("user", "assistant") and text is not None:
-            messages.append(Message.user(text) if role == "user" else Message.assistant(text))
-        else:
-            raise InvalidArgumentError(f"{where}: messages[{i}] is not a text message of a system, developer, "
-                                       "user or assistant")
-    stop = body.get("stop")
-    return CompletionRequest(
-        model=body.get("model") or model or "", messages=messages, system="\n\n".join(system) or None,
-        max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
-        temperature=body.get("temperature"), top_p=body.get("top_p"),
-        stop_sequences=[stop] if isinstance(stop, str) else stop)
-
-
-def _text(content: Any) -> str | None:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-        return "".join(str(p.get("text", "")) for p in content)
-    return None
-
