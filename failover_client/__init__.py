@@ -24,8 +24,8 @@ _EXPORTS = {
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
         "ServerError", "OverloadedError", "ProviderTimeoutError", "NetworkError", "AuthenticationError",
         "MissingCredentialsError", "InvalidRequestError", "ContextLengthExceededError", "ContentFilteredError",
-        "NotSupportedError", "ResponseDecodeError", "StreamInterruptedError", "AllProvidersFailedError",
-        "BudgetExceededError",
+        "NotSupportedError", "ResponseDecodeError", "ResponseTooLargeError", "StreamInterruptedError",
+        "AllProvidersFailedError", "BudgetExceededError",
     ),
     "retry": ("RetryPolicy",),
     "provider": ("Provider",),
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         QuotaExceededError,
         RateLimitError,
         ResponseDecodeError,
+        ResponseTooLargeError,
         ServerError,
         StreamInterruptedError,
     )
