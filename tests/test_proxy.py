@@ -19,23 +19,37 @@ from support import ask, make_provider
 KEY = "sk-proxy-test-key-0123456789"
 
 
-class ForwardProxy:
-    """A small CONNECT-capable HTTP forward proxy on 127.0.0.1."""
+class Listener:
+    """A 127.0.0.1 listener serving each connection in a thread of its own (``_serve``)."""
 
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.seen: list[bytes] = []  # the request head of every connection it served
-        self.traffic = bytearray()  # every byte a client sent through it
+        self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
         while True:
             try:
-                client, _ = self._listener.accept()
+                conn, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+class ForwardProxy(Listener):
+    """A small CONNECT-capable HTTP forward proxy on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []  # the request head of every connection it served
+        self.traffic = bytearray()  # every byte a client sent through it
+        super().__init__()
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def _serve(self, client: socket.socket) -> None:
         with client:
@@ -75,28 +89,15 @@ class ForwardProxy:
                     self.traffic += data
                 (upstream if sock is client else client).sendall(data)
 
-    def close(self) -> None:
-        self._listener.close()
 
-
-class TlsFront:
+class TlsFront(Listener):
     """https://127.0.0.1:port in front of an http server: TLS terminated here, bytes relayed."""
 
     def __init__(self, cert: str, key: str, backend_port: int) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(cert, key)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
         self._backend_port = backend_port
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                raw, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+        super().__init__()
 
     def _serve(self, raw: socket.socket) -> None:
         try:
@@ -120,9 +121,6 @@ class TlsFront:
                     if not data:
                         return
                     (backend if sock is client else client).sendall(data)
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 @pytest.fixture(scope="module")
