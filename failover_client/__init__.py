@@ -45,8 +45,8 @@ _EXPORTS = {
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
         "ServerError", "OverloadedError", "ProviderTimeoutError", "NetworkError", "AuthenticationError",
         "MissingCredentialsError", "InvalidRequestError", "ContextLengthExceededError", "ContentFilteredError",
-        "NotSupportedError", "ResponseDecodeError", "StreamInterruptedError", "AllProvidersFailedError",
-        "BudgetExceededError",
+        "NotSupportedError", "ResponseDecodeError", "ResponseTooLargeError", "StreamInterruptedError",
+        "AllProvidersFailedError", "BudgetExceededError",
     ),
     "compat": ("openai_chunks",),
     "retry": ("RetryPolicy",),
@@ -99,6 +99,7 @@ if TYPE_CHECKING:
         QuotaExceededError,
         RateLimitError,
         ResponseDecodeError,
+        ResponseTooLargeError,
         ServerError,
         StreamInterruptedError,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import Any, Iterable
 
 _KEY_PATTERNS = re.compile(
@@ -29,11 +30,44 @@ REDACTED = "[REDACTED]"
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove anything that looks like a credential, and every given secret, from ``text``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
+    """Remove every registered secret (see :func:`register_secrets`), every given one, and
+    anything that looks like a credential, from ``text``."""
+    for secret in (*_registered, *secrets):
+        if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, REDACTED)
+    text = _URL_USERINFO.sub(r"\1" + REDACTED + "@", text)
     return _PREFIXED_SECRETS.sub(r"\1" + REDACTED, _KEY_PATTERNS.sub(REDACTED, text))
+
+
+# --- redaction by value -------------------------------------------------------------------
+# Patterns only find keys of known shapes; a Groq, Mistral, Azure or Cohere key, an AWS secret or
+# a short-lived bearer token has none.  So every secret a provider holds is registered here when
+# it is resolved, and :func:`redact` (which every error message, body, code, request id and log
+# record goes through) removes it by value, whatever its shape and whichever provider's error
+# carries it.  Process-wide on purpose: a key echoed into another provider's error is still a key.
+
+_MIN_SECRET = 8  # shorter values cannot be told apart from ordinary words of a message
+_MAX_REGISTERED = 256  # rotating bearer tokens are registered as they come: keep the newest
+_registered: tuple[str, ...] = ()  # longest first; replaced whole, never mutated: readers need no lock
+_newest_first: tuple[str, ...] = ()
+_registry_lock = threading.Lock()
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s?#]+@")
+
+
+def register_secrets(*secrets: str | None) -> None:
+    """Redact these values from every error and log record from now on (once each; the empty
+    and the very short are ignored).  Providers call it when they resolve their credentials."""
+    global _registered, _newest_first
+    fresh = [s for s in secrets if isinstance(s, str) and len(s) >= _MIN_SECRET and s not in _registered]
+    if not fresh:
+        return
+    with _registry_lock:
+        _newest_first = (*dict.fromkeys(fresh), *(s for s in _newest_first if s not in fresh))[:_MAX_REGISTERED]
+        _registered = tuple(sorted(_newest_first, key=len, reverse=True))  # a secret holding another goes whole
+
+
+def _redacted(value: str | None) -> str | None:
+    return redact(value) if value else value
 
 
 def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> BaseException:
@@ -82,10 +116,10 @@ class ProviderError(FailoverClientError):
         self.provider = provider
         self.model = model
         self.status = status
-        self.request_id = request_id
+        self.request_id = _redacted(request_id)
         self.retry_after = retry_after
         self.body = redact(body)[:500] if body else body
-        self.code = code
+        self.code = _redacted(code)
         if retryable is not None:
             self.retryable = retryable
 
@@ -153,6 +187,12 @@ class ResponseDecodeError(ProviderError):
     """The provider answered 2xx with a body that is not what its protocol promises."""
 
     retryable = True
+
+
+class ResponseTooLargeError(ResponseDecodeError):
+    """An answer (its body, one stream event or line, or what its compression expands to) grew
+    past the provider's limit: refused before the bytes are held, so a hostile or broken
+    endpoint cannot exhaust memory.  A ResponseDecodeError, so the default triggers fail over."""
 
 
 class StreamInterruptedError(ProviderError):
@@ -243,7 +283,7 @@ def parse_error_body(body: str) -> tuple[str, str | None]:
     """
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return _html_title(body) or body.strip()[:200], None
     if isinstance(data, list) and data:
         data = data[0]  # Google sometimes wraps the error in a one-element list

@@ -131,9 +131,27 @@ class FailoverConfig:
     hedge_after: float | None = None
     routes: dict[str, list[FallbackProvider]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """A config built through the constructor is checked as the builder methods check it,
+        so a wrong one fails here, not with an AttributeError in the middle of a call."""
+        _check_link("FailoverConfig primary", self.primary_name, self.primary)
+        if not isinstance(self.fallbacks, list):
+            raise InvalidArgumentError("FailoverConfig.fallbacks must be a list of FallbackProvider")
+        fallbacks, self.fallbacks = self.fallbacks, []
+        for fallback in fallbacks:
+            self.add_fallback(fallback)
+        self.triggers = frozenset(_check_triggers(tuple(self.triggers)))
+        _non_negative("FailoverConfig.max_attempts", self.max_attempts)
+        _non_negative("FailoverConfig.primary_retries", self.primary_retries)
+        _seconds_or_none("FailoverConfig.deadline", self.deadline)
+        _seconds_or_none("FailoverConfig.hedge_after", self.hedge_after)
+        self.on_stream_interrupt(self.stream_interrupt)
+        self.with_health_store(self.health)
+
     def add_fallback(self, fallback: FallbackProvider) -> FailoverConfig:
         if not isinstance(fallback, FallbackProvider):
             raise InvalidArgumentError("add_fallback takes a FallbackProvider(name, provider)")
+        _check_link("FallbackProvider", fallback.name, fallback.provider)
         if fallback.name in self.names():
             raise InvalidArgumentError(f"provider name {fallback.name!r} is already in the chain")
         self.fallbacks.append(fallback)
@@ -282,6 +300,13 @@ class FailoverConfig:
         for members, strategy in self.balanced:
             if name in members:
                 strategy.observe(name, seconds)
+
+
+def _check_link(what: str, name: Any, provider: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(f"{what} needs a non-empty name, got {name!r}")
+    if not callable(getattr(provider, "complete", None)):
+        raise InvalidArgumentError(f"{what} {name!r}: {type(provider).__name__} is not a Provider")
 
 
 def _check_triggers(triggers: tuple[Any, ...]) -> tuple[FailoverTrigger, ...]:

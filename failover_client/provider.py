@@ -15,11 +15,30 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Mapping
 
-from .errors import FailoverClientError, MissingCredentialsError, NotSupportedError, ResponseDecodeError, redact
+from .errors import (
+    FailoverClientError,
+    InvalidArgumentError,
+    MissingCredentialsError,
+    NotSupportedError,
+    ResponseDecodeError,
+    ResponseTooLargeError,
+    redact,
+    register_secrets,
+)
 from .models import deprecation
 from .retry import Deadline
-from .streaming import StreamDecodeError
-from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult, ToolUseBlock
+from .streaming import MAX_EVENT_BYTES, MAX_RESPONSE_BYTES, StreamDecodeError, StreamTooLargeError
+from .types import (
+    CompletionRequest,
+    CompletionResponse,
+    StreamChunk,
+    TextBlock,
+    ThinkingBlock,
+    TokenCountRequest,
+    TokenCountResult,
+    ToolUseBlock,
+    malformed_usage_field,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -89,7 +108,7 @@ def tool_arguments(name: str | None, arguments: Any) -> dict[str, Any]:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ResponseDecodeError(
                 f"tool call {name!r} has arguments that are not JSON: {arguments[:80]!r}") from None
     return arguments or {}
@@ -135,15 +154,30 @@ class HttpProvider(Provider):
         pool_maxsize: int = 128,
         verify: bool | str = True,
         proxies: Mapping[str, str] | None = None,
+        trust_env: bool = True,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_event_bytes: int = MAX_EVENT_BYTES,
         session: requests.Session | None = None,
     ) -> None:
+        """``trust_env``: take proxies and CA bundles from the environment as requests does
+        (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``...; never
+        ``~/.netrc``).  ``max_response_bytes`` bounds a plain answer's body (and what a
+        compressed one expands to), ``max_event_bytes`` one event, line or frame of a stream:
+        past them the answer is refused with ResponseTooLargeError."""
         self.name = name or self.name
         self.base_url = (base_url or self.default_base_url).rstrip("/")
         self._api_key = api_key
+        register_secrets(api_key.strip() if isinstance(api_key, str) else None)
         self._extra_headers = dict(headers or {})
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise InvalidArgumentError(f"{self.name}: verify={verify!r} names no CA bundle file or directory")
+        for option, limit in (("max_response_bytes", max_response_bytes), ("max_event_bytes", max_event_bytes)):
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise InvalidArgumentError(f"{self.name}: {option} takes a positive number of bytes, got {limit!r}")
         self._transport_options: dict[str, Any] = dict(
             connect_timeout=connect_timeout, read_timeout=read_timeout, pool_maxsize=pool_maxsize,
-            verify=verify, proxies=proxies, session=session)
+            verify=verify, proxies=proxies, trust_env=trust_env, max_response_bytes=max_response_bytes,
+            max_event_bytes=max_event_bytes, session=session)
         self._transport_lock = threading.Lock()
         self._transport: Transport | None = None
 
@@ -207,7 +241,8 @@ class HttpProvider(Provider):
         return self.wire.response(data, self.name)
 
     def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
-        return self.wire.stream(self.wire.frames(response.iter_bytes()), self.name, request.model)
+        frames = self.wire.frames(response.iter_bytes(), response.max_event_bytes)
+        return self.wire.stream(frames, self.name, request.model)
 
     # --- the calls ------------------------------------------------------------------------
 
@@ -229,19 +264,28 @@ class HttpProvider(Provider):
         response = self._send(request, False, Deadline(timeout))
         data = response.json()
         try:
-            return self._parse(data, request)
+            answer = self._parse(data, request)
         except _MALFORMED as exc:
             raise self._malformed(exc, request) from None
+        malformed = malformed_response_field(answer)
+        if malformed is not None:
+            raise self._bad_field(malformed, request)
+        return answer
 
     def complete_stream(self, request: CompletionRequest, *,
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
         response = self._send(request, True, Deadline(timeout))
         completed = False
         try:
-            yield from self._parse_stream(response, request)
+            for chunk in self._parse_stream(response, request):
+                if (malformed := malformed_chunk_field(chunk)) is not None:
+                    raise self._bad_field(malformed, request)
+                yield chunk
             completed = True
         except FailoverClientError:
             raise
+        except StreamTooLargeError as exc:
+            raise ResponseTooLargeError(f"{exc}", provider=self.name, model=request.model) from None
         except _MALFORMED as exc:
             raise self._malformed(exc, request) from None
         finally:
@@ -256,6 +300,60 @@ class HttpProvider(Provider):
         return ResponseDecodeError(f"unexpected response shape from {self.name} ({redact(detail)[:200]})",
                                    provider=self.name, model=request.model)
 
+    def _bad_field(self, field: str, request: CompletionRequest) -> ResponseDecodeError:
+        """The error for an answer whose wire mapping filled ``field`` with a wrong value."""
+        return ResponseDecodeError(f"{self.name} sent a malformed {field}", provider=self.name, model=request.model)
 
-# What hand-written wire mapping raises on a body that is not what the protocol promises.
-_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, StreamDecodeError)
+
+# What hand-written wire mapping raises on a body that is not what the protocol promises
+# (RecursionError: JSON nested thousands deep; OverflowError: a count of Infinity made an int).
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
+              StreamDecodeError)
+
+
+# --- what a wire mapping produced, checked once for every protocol --------------------------
+# The mappings read JSON by hand; a hostile or broken endpoint can put a number where text
+# belongs, or a NaN where a count does.  These checks run on what reaches the caller, so no
+# TypeError surfaces later in ``.text``, and no malformed count reaches cost, trackers or logs.
+
+_CHUNK_STRINGS = ("text", "thinking", "signature", "redacted_thinking", "refusal", "id", "model", "raw_stop_reason")
+_ANSWER_STRINGS = ("id", "model", "refusal", "raw_stop_reason")
+
+
+def _not_text(value: Any) -> bool:
+    return value is not None and value.__class__ is not str
+
+
+def malformed_chunk_field(chunk: StreamChunk) -> str | None:
+    """The first field of a stream chunk holding a value of the wrong type, or None.  Runs on
+    every chunk, so the common one (text and nothing else) is recognised in one expression."""
+    if (chunk.text.__class__ is str and chunk.thinking is None and chunk.tool_call is None and chunk.usage is None
+            and chunk.id is None and chunk.model is None and chunk.refusal is None and chunk.raw_stop_reason is None
+            and chunk.signature is None and chunk.redacted_thinking is None):
+        return None
+    for name in _CHUNK_STRINGS:
+        if _not_text(getattr(chunk, name)):
+            return name
+    call = chunk.tool_call
+    if call is not None and (call.index.__class__ is not int or _not_text(call.id) or _not_text(call.name)
+                             or call.arguments.__class__ is not str):
+        return "tool call delta"
+    if chunk.usage is not None:
+        return malformed_usage_field(chunk.usage)
+    return None
+
+
+def malformed_response_field(answer: CompletionResponse) -> str | None:
+    """The first field of an answer holding a value of the wrong type, or None."""
+    for name in _ANSWER_STRINGS:
+        if _not_text(getattr(answer, name)):
+            return name
+    for i, block in enumerate(answer.content):
+        if isinstance(block, TextBlock) and block.text.__class__ is not str:
+            return f"content[{i}].text"
+        if isinstance(block, ThinkingBlock) and (block.thinking.__class__ is not str or _not_text(block.signature)):
+            return f"content[{i}].thinking"
+        if isinstance(block, ToolUseBlock) and (block.id.__class__ is not str or block.name.__class__ is not str
+                                                or block.input.__class__ is not dict):
+            return f"content[{i}] (a tool call)"
+    return malformed_usage_field(answer.usage)

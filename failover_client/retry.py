@@ -40,26 +40,36 @@ class RetryPolicy:
 
 def parse_retry_after(headers: Mapping[str, str], now: Clock = time.time) -> float | None:
     """Seconds the server asked us to wait: ``retry-after-ms``, then ``retry-after`` as seconds
-    or as an HTTP date (the order the official SDKs use).  None when absent or unreadable."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
+    or as an HTTP date (the order the official SDKs use).  None when absent or unreadable —
+    negative, NaN or infinite, or a date already past, which would otherwise read as "retry at
+    once" and spend every retry within milliseconds — so the normal back-off applies."""
+    millis = _seconds(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000.0
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None or not value.strip()[:1].isalpha():
+        return seconds
     from email.utils import parsedate_to_datetime  # only for the rare HTTP-date form: it is slow to import
 
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now())
-    except (TypeError, ValueError, IndexError):
+        wait = parsedate_to_datetime(value).timestamp() - now()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    return wait if wait >= 0 else None
+
+
+def _seconds(text: str | None) -> float | None:
+    """A finite, non-negative number of seconds (or milliseconds), or None."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
 
 
 class Deadline:

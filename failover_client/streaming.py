@@ -29,9 +29,16 @@ from itertools import chain
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-__all__ = ["AwsEvent", "StreamDecodeError", "iter_aws_events", "iter_ndjson", "iter_sse", "loads_event"]
+__all__ = ["MAX_EVENT_BYTES", "MAX_RESPONSE_BYTES", "AwsEvent", "StreamDecodeError", "StreamTooLargeError",
+           "iter_aws_events", "iter_ndjson", "iter_sse", "loads_event"]
 
 _BOM = b"\xef\xbb\xbf"
+
+# What one answer may cost in memory, by default (each is settable per provider).  Real answers
+# stay far below: a long completion is a few hundred KiB, the biggest single stream events
+# (Azure's, with content-filter verdicts; a whole tool call's arguments) tens of KiB.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # a plain body, and what a compressed body expands to
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # one SSE line or event, one NDJSON line, one AWS frame
 
 
 class StreamDecodeError(ValueError):
@@ -39,7 +46,16 @@ class StreamDecodeError(ValueError):
     event-stream message with a bad checksum, impossible lengths or malformed headers."""
 
 
-def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+class StreamTooLargeError(StreamDecodeError):
+    """One line, event or frame of the stream grew past its limit (``max_event``): raised when
+    the limit is crossed, before the bytes are kept."""
+
+
+def _too_large(what: str, limit: int) -> StreamTooLargeError:
+    return StreamTooLargeError(f"one {what} exceeds the limit of {limit} bytes (max_event_bytes)")
+
+
+def iter_sse(chunks: Iterable[bytes], max_event: int = MAX_EVENT_BYTES) -> Iterator[tuple[str, str]]:
     """Yield (event_name, data) for every dispatched Server-Sent Event.
 
     event_name is '' when the event had no ``event:`` field. Follows the
@@ -48,20 +64,26 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
     unknown fields are skipped undecoded), and invalid UTF-8 in them raises
     StreamDecodeError. At end of stream an unterminated partial line is
     discarded, but complete ``data`` lines still waiting for their blank line
-    are dispatched.
+    are dispatched.  A line, or the data of one event, longer than ``max_event``
+    bytes raises StreamTooLargeError.
     """
     event = ""
     data: list[bytes] = []
+    size = 0  # bytes of data the pending event holds
     # The end of the stream acts as one more blank line: pending data dispatches.
-    batches = _line_batches(chunks, keep_tail=False, cr_ends_lines=True)
+    batches = _line_batches(chunks, keep_tail=False, cr_ends_lines=True, max_line=max_event)
     for lines in chain(batches, [[b""]]):
         for line in lines:
             if not line:
                 if data:
                     yield event, _decode(b"\n".join(data), "SSE data")
                     data.clear()
+                    size = 0
                 event = ""
             elif line[:5] == b"data:":  # slicing beats startswith() here
+                size += len(line)
+                if size > max_event:
+                    raise _too_large("SSE event", max_event)
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
             elif line[:1] != b":":  # ":" starts a comment
                 field, _, value = line.partition(b":")
@@ -70,17 +92,21 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[tuple[str, str]]:
                 if field == b"event":
                     event = _decode(value, "SSE event name")
                 elif field == b"data":
+                    size += len(line)
+                    if size > max_event:
+                        raise _too_large("SSE event", max_event)
                     data.append(value)
 
 
-def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[str]:
+def iter_ndjson(chunks: Iterable[bytes], max_event: int = MAX_EVENT_BYTES) -> Iterator[str]:
     """Yield each non-blank line (decoded UTF-8, without its line terminator).
 
     Lines end in ``\\n`` (a ``\\r`` before it is dropped); a lone ``\\r`` is
     kept as part of the line. Unlike SSE, a non-blank last line without a
-    trailing newline is yielded: Ollama's last line may lack one.
+    trailing newline is yielded: Ollama's last line may lack one.  A line
+    longer than ``max_event`` bytes raises StreamTooLargeError.
     """
-    for lines in _line_batches(chunks, keep_tail=True):
+    for lines in _line_batches(chunks, keep_tail=True, max_line=max_event):
         for line in lines:
             if line.strip():
                 if line.endswith(b"\r"):
@@ -88,7 +114,8 @@ def iter_ndjson(chunks: Iterable[bytes]) -> Iterator[str]:
                 yield _decode(line, "NDJSON line")
 
 
-def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool = False) -> Iterator[list[bytes]]:
+def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool = False,
+                  max_line: int = MAX_EVENT_BYTES) -> Iterator[list[bytes]]:
     """Yield, per chunk, the list of lines it completes (ended by ``\\n``).
 
     With cr_ends_lines (SSE), every ``\\r\\n`` and lone ``\\r`` counts as ``\\n``, which is
@@ -98,11 +125,15 @@ def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool 
     CRLF and is dropped (an empty chunk between them changes nothing).
 
     The unterminated rest is kept as a list of pieces, joined once when its
-    line ends, so a long line spread over many chunks costs linear time. At
-    end of stream that rest is yielded only if keep_tail (and non-empty). A
-    UTF-8 byte order mark opening the stream is removed.
+    line ends, so a long line spread over many chunks costs linear time, and
+    counted, so a line that outgrows ``max_line`` raises StreamTooLargeError
+    before it is held. At end of stream that rest is yielded only if keep_tail
+    (and non-empty). A UTF-8 byte order mark opening the stream is removed.
+    Chunks are read-sized (64 KiB), so a line complete within one is bounded
+    by it.
     """
     partial: list[bytes] = []
+    pending = 0  # bytes in partial
     at_start = True
     after_cr = False
     for chunk in chunks:
@@ -119,17 +150,26 @@ def _line_batches(chunks: Iterable[bytes], keep_tail: bool, cr_ends_lines: bool 
         else:
             if b"\n" not in chunk:
                 if chunk:
+                    pending += len(chunk)
+                    if pending > max_line:
+                        raise _too_large("line", max_line)
                     partial.append(chunk)
                 continue
             lines = chunk.split(b"\n")
             tail = lines.pop()
         if not lines:
+            pending += len(tail)
+            if pending > max_line:
+                raise _too_large("line", max_line)
             partial.append(tail)
             continue
         if partial:
+            if pending + len(lines[0]) > max_line:
+                raise _too_large("line", max_line)
             partial.append(lines[0])
             lines[0] = b"".join(partial)
         partial = [tail] if tail else []
+        pending = len(tail)
         if at_start:
             lines[0] = _strip_bom(lines[0])
             at_start = False
@@ -190,7 +230,7 @@ class AwsEvent(NamedTuple):
     payload: bytes
 
 
-def iter_aws_events(chunks: Iterable[bytes]) -> Iterator[AwsEvent]:
+def iter_aws_events(chunks: Iterable[bytes], max_event: int = MAX_EVENT_BYTES) -> Iterator[AwsEvent]:
     """Yield each message of an AWS event stream, fed raw bytes cut anywhere.
 
     Framing (big-endian): total length (4), headers length (4), CRC32 of those 8 bytes (4),
@@ -198,8 +238,9 @@ def iter_aws_events(chunks: Iterable[bytes]) -> Iterator[AwsEvent]:
     mismatch, an impossible length, malformed headers or a stream that ends inside a message
     raises StreamDecodeError.  Only the unfinished message is kept between chunks (as a list of
     pieces joined once it is complete, so a message spread over many reads costs linear time),
-    and lengths above botocore's limits are refused before waiting for them: memory stays
-    bounded by one message however long the stream runs.
+    and lengths above botocore's limits are refused before waiting for them, a message longer
+    than ``max_event`` bytes with StreamTooLargeError: memory stays bounded by one message
+    however long the stream runs.
     """
     pieces: list[bytes] = []  # an unfinished message
     have = 0
@@ -224,6 +265,8 @@ def iter_aws_events(chunks: Iterable[bytes]) -> Iterator[AwsEvent]:
                 break
             total, headers_length, prelude_crc = _PRELUDE.unpack_from(data, pos)
             _check_prelude(data, pos, total, headers_length, prelude_crc, number)
+            if total > max_event:
+                raise _too_large("AWS event-stream message", max_event)
             if left < total:
                 need = total
                 break

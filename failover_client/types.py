@@ -304,6 +304,23 @@ class Usage(JsonMixin):
         return self.input_tokens + self.output_tokens
 
 
+_COUNT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+_MAX_COUNT = 2**53  # beyond it a count is not exact as a JSON number: no real usage comes near
+
+
+def malformed_usage_field(usage: Any) -> str | None:
+    """The first count of a provider's Usage that is not a whole number in [0, 2**53), named
+    (``usage.input_tokens``), or None.  Checked where wire usage enters, so NaN, Infinity,
+    strings or negative counts never reach cost, budgets, rate limits or logs."""
+    if usage.__class__ is not Usage:
+        return "usage"
+    for name in _COUNT_FIELDS:
+        value = getattr(usage, name)
+        if value.__class__ is not int or not 0 <= value < _MAX_COUNT:
+            return f"usage.{name} ({str(value)[:40]!r})"
+    return None
+
+
 @dataclass
 class CompletionRequest(JsonMixin):
     model: str
@@ -379,6 +396,9 @@ class CompletionRequest(JsonMixin):
 
         if not isinstance(self.model, str) or not self.model:
             raise InvalidArgumentError("CompletionRequest.model must be a non-empty string")
+        if self.model in (".", ".."):  # in a URL path it would be a dot segment, reaching another endpoint
+            raise InvalidArgumentError(f"CompletionRequest.model {self.model!r} is not a model name (a path segment "
+                                       "of '.' or '..' would reach another endpoint)")
         if not self.messages:
             raise InvalidArgumentError("CompletionRequest.messages must hold at least one Message")
         for i, message in enumerate(self.messages):
@@ -387,12 +407,13 @@ class CompletionRequest(JsonMixin):
             for block in message.content:
                 if not isinstance(block, _CONTENT_CLASSES):
                     raise InvalidArgumentError(f"messages[{i}] holds {type(block).__name__}, not a content block")
-        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+        if self.max_tokens is not None and (self.max_tokens.__class__ is not int or self.max_tokens < 1):
             raise InvalidArgumentError("CompletionRequest.max_tokens must be a positive int")
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise InvalidArgumentError("CompletionRequest.temperature must lie in [0, 2]")
-        if self.top_p is not None and not 0 <= self.top_p <= 1:
-            raise InvalidArgumentError("CompletionRequest.top_p must lie in [0, 1]")
+        if self.temperature is not None and not (_is_number(self.temperature) and 0 <= self.temperature <= 2):
+            raise InvalidArgumentError("CompletionRequest.temperature must be a number in [0, 2]")
+        if self.top_p is not None and not (_is_number(self.top_p) and 0 <= self.top_p <= 1):
+            raise InvalidArgumentError("CompletionRequest.top_p must be a number in [0, 1]")
+        _validate_fields(self)
         if self.tool_choice is not None:
             if self.tool_choice.mode not in ToolChoice.MODES:
                 raise InvalidArgumentError(
@@ -409,6 +430,51 @@ class CompletionRequest(JsonMixin):
 
 
 _CONTENT_CLASSES = (TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock)
+
+
+def _is_number(value: Any) -> bool:
+    return value.__class__ in (int, float)
+
+
+def _validate_fields(request: CompletionRequest) -> None:
+    """The type of every field a protocol's mapping reads, so a wrong one is named here rather
+    than failing deep inside a mapping (or going out unchecked).  ``tool_choice`` takes a
+    ToolChoice only: ``ToolChoice.auto()``, ``.any()``, ``.none()``, ``.tool(name)``."""
+    from .errors import InvalidArgumentError
+
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            if isinstance(block, TextBlock) and block.text.__class__ is not str:
+                raise InvalidArgumentError(f"messages[{i}].content[{j}]: TextBlock.text must be a string, "
+                                           f"not {type(block.text).__name__}")
+    system = request.system
+    if system is not None and system.__class__ is not str and not (
+            isinstance(system, list) and all(isinstance(b, TextBlock) and b.text.__class__ is str for b in system)):
+        raise InvalidArgumentError("CompletionRequest.system must be a string or a list of TextBlock")
+    stops = request.stop_sequences
+    if stops is not None and not (isinstance(stops, list) and all(s.__class__ is str for s in stops)):
+        raise InvalidArgumentError("CompletionRequest.stop_sequences must be a list of strings (not one string)")
+    if request.tool_choice is not None and not isinstance(request.tool_choice, ToolChoice):
+        raise InvalidArgumentError("CompletionRequest.tool_choice must be a ToolChoice (ToolChoice.auto(), "
+                                   f".any(), .none(), .tool(name)), not {type(request.tool_choice).__name__}")
+    if request.tools is not None:
+        if not isinstance(request.tools, list):
+            raise InvalidArgumentError("CompletionRequest.tools must be a list of ToolDefinition")
+        names: set[str] = set()
+        for i, tool in enumerate(request.tools):
+            if not isinstance(tool, ToolDefinition):
+                raise InvalidArgumentError(f"tools[{i}] is {type(tool).__name__}, not a ToolDefinition")
+            if tool.name.__class__ is not str or not tool.name:
+                raise InvalidArgumentError(f"tools[{i}].name must be a non-empty string")
+            if tool.name in names:
+                raise InvalidArgumentError(f"tools[{i}].name {tool.name!r} is given twice")
+            names.add(tool.name)
+            schema = tool.input_schema
+            if not isinstance(schema, dict) or str(schema.get("type", "object")).lower() != "object":  # Gemini: OBJECT
+                raise InvalidArgumentError(f"tools[{i}].input_schema must be a JSON Schema object "
+                                           '({"type": "object", "properties": {...}})')
+            if tool.description.__class__ is not str:
+                raise InvalidArgumentError(f"tools[{i}].description must be a string")
 
 
 @dataclass

@@ -2,6 +2,7 @@
 installed console script."""
 
 import sys
+import time
 from pathlib import Path
 
 from failover_client import CompletionRequest, Message, ToolDefinition
@@ -70,3 +71,18 @@ def console_script():
     script = Path(sys.executable).parent / "failover-client"
     assert script.is_file(), f"no failover-client beside {sys.executable}: install the package (pip install -e .)"
     return str(script)
+
+
+CUT_SLACK = 1.0  # seconds past a deadline that still count as "cut by it"
+
+
+def assert_cut_by_deadline(started, deadline):
+    """The call that started at ``started`` (time.monotonic) ended because ``deadline`` ran out.
+
+    The faults these tests script would hold a call for 5 s or more, so ending within a second
+    of the deadline proves the cut.  The promise itself (at most 10% + 50 ms late) is a timing
+    figure: benchmarks/deadline_overshoot.py measures it, because on a busy machine scheduling
+    alone can add hundreds of milliseconds to any wall-clock bound.
+    """
+    elapsed = time.monotonic() - started
+    assert elapsed <= deadline + CUT_SLACK, f"{elapsed:.3f} s for a {deadline} s deadline"

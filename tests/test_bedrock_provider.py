@@ -48,7 +48,7 @@ from failover_client.errors import InvalidArgumentError, ResponseDecodeError
 from failover_client.providers import BedrockProvider
 from failover_client.providers.bedrock import response_from_wire, stream_from_wire, usage_from
 from failover_client.providers.sigv4 import AwsCredentials, SigV4Signer
-from failover_client.streaming import AwsEvent, StreamDecodeError, iter_aws_events
+from failover_client.streaming import AwsEvent, StreamDecodeError, StreamTooLargeError, iter_aws_events
 from failover_client.testing import Fault, Reply, ToolCall
 from failover_client.testing._bedrock import (
     TEMPORARY_ACCESS_KEY_ID,
@@ -562,8 +562,8 @@ def json_event(event_type, body):
                     header(":message-type", 7, "event")], json.dumps(body).encode())
 
 
-def decoded(chunks):
-    return [(dict(e.headers), e.payload) for e in iter_aws_events(chunks)]
+def decoded(chunks, **limits):
+    return [(dict(e.headers), e.payload) for e in iter_aws_events(chunks, **limits)]
 
 
 def test_the_documented_vectors_decode():
@@ -629,8 +629,11 @@ def test_a_stream_ending_inside_a_message_is_an_error():
 def test_huge_payloads_arrive_whole_and_impossible_lengths_are_refused_at_once():
     payload = bytes(range(256)) * (20 * 4096)  # 20 MiB, under botocore's 24 MiB limit
     big = message([header(":event-type", 7, "chunk")], payload)
-    [(headers, got)] = decoded(big[i : i + 65536] for i in range(0, len(big), 65536))
+    pieces = [big[i : i + 65536] for i in range(0, len(big), 65536)]
+    [(headers, got)] = decoded(pieces, max_event=32 * 1024 * 1024)  # allowed past the 16 MiB default
     assert headers == {":event-type": "chunk"} and got == payload
+    with pytest.raises(StreamTooLargeError, match="max_event_bytes"):  # the default refuses it from its prelude
+        decoded(iter(pieces[:1]))
 
     def too_big():
         prelude = struct.pack(">II", 16 + 25 * 1024 * 1024, 0)

@@ -13,9 +13,18 @@ from failover_client.retry import Deadline, RetryPolicy, parse_retry_after
     ({"retry-after-ms": "1500"}, 1.5),
     ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),  # the millisecond header wins
     ({"retry-after-ms": "junk", "retry-after": "3"}, 3.0),
-    ({"retry-after": "-4"}, 0.0),
+    ({"retry-after": "0"}, 0.0),
     ({}, None),
     ({"retry-after": "soon"}, None),
+    # unreadable, so the normal back-off applies rather than "retry at once"
+    ({"retry-after": "-4"}, None),
+    ({"retry-after": "-1"}, None),
+    ({"retry-after": "nan"}, None),
+    ({"retry-after": "-inf"}, None),
+    ({"retry-after": "inf"}, None),
+    ({"retry-after-ms": "nan"}, None),
+    ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),
+    ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),  # a date long past
 ])
 def test_parse_retry_after(headers, seconds):
     assert parse_retry_after(headers) == seconds

@@ -74,10 +74,11 @@ def weather_prompt(model):
 
 @pytest.fixture(autouse=True)
 def no_way_out(monkeypatch):
-    """Any attempt to download (tiktoken uses requests) fails at once instead of reaching out."""
+    """Any attempt to download (tiktoken uses requests) fails at once instead of reaching out;
+    the local fake servers stay reachable (providers honour the proxy variables too)."""
     for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
         monkeypatch.setenv(variable, "http://127.0.0.1:9")
-    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv("no_proxy", raising=False)
 
 

@@ -19,7 +19,7 @@ from failover_client.retry import Deadline
 from failover_client.testing import Fault, Reply
 from failover_client.transport import Transport, translate
 
-from support import ask, make_provider
+from support import ask, assert_cut_by_deadline, make_provider
 
 
 def test_64_threads_share_one_provider_without_pool_warnings(fake_provider, protocol):
@@ -104,7 +104,8 @@ def test_redirects_are_not_followed_with_credentials():
         server.server_close()
 
 
-def test_netrc_and_proxy_environment_cannot_replace_the_key(fake_provider, tmp_path, monkeypatch):
+def test_netrc_cannot_replace_the_key_and_trust_env_false_ignores_proxy_variables(fake_provider, tmp_path,
+                                                                                  monkeypatch):
     netrc = tmp_path / ".netrc"
     netrc.write_text("machine 127.0.0.1 login intruder password stolen\n")
     netrc.chmod(0o600)
@@ -112,9 +113,11 @@ def test_netrc_and_proxy_environment_cannot_replace_the_key(fake_provider, tmp_p
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a proxy that would refuse
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
-    provider = make_provider(fake_provider, "p", "openai", api_key="sk-configured-key-42")
+    provider = make_provider(fake_provider, "p", "openai", api_key="sk-configured-key-42", trust_env=False)
     assert provider.complete(ask()).text == "Hello!"
     assert fake_provider.requests_for("p")[0].headers["authorization"] == "Bearer sk-configured-key-42"
+    with pytest.raises(NetworkError, match="proxy"):  # trusted by default: the refusing proxy is used
+        make_provider(fake_provider, "q", "openai", api_key="sk-configured-key-42").complete(ask())
 
 
 def test_missing_key_names_the_environment_variable(monkeypatch):
@@ -172,7 +175,7 @@ def test_trickling_body_cannot_outlive_the_deadline(fake_provider):
     started = time.monotonic()
     with pytest.raises(ProviderTimeoutError, match="deadline"):
         provider.complete(ask(), timeout=0.5)
-    assert time.monotonic() - started < 0.5 * 1.1 + 0.05
+    assert_cut_by_deadline(started, 0.5)
 
 
 def test_close_releases_every_pooled_connection(fake_provider):

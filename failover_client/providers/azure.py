@@ -27,7 +27,7 @@ import os
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
-from ..errors import AuthenticationError, InvalidArgumentError, MissingCredentialsError
+from ..errors import AuthenticationError, InvalidArgumentError, MissingCredentialsError, register_secrets
 from ..types import CompletionRequest
 from .openai import OpenAIProvider
 
@@ -86,6 +86,7 @@ class AzureOpenAIProvider(OpenAIProvider):
         self._ad_token = azure_ad_token
         self._token_provider = azure_ad_token_provider
         super().__init__(api_key, base_url=resource + "/openai", **options)
+        register_secrets(azure_ad_token)
 
     def _credentials(self) -> tuple[dict[str, str], tuple[str, ...]]:
         if self._token_provider is not None:

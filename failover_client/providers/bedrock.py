@@ -28,6 +28,7 @@ from ..errors import (
     ProviderError,
     ResponseDecodeError,
     error_for_status,
+    register_secrets,
 )
 from ..provider import HttpProvider, WireFormat
 from ..streaming import AwsEvent, iter_aws_events, loads_event
@@ -354,6 +355,7 @@ class BedrockProvider(HttpProvider):
             check_region(self.region)
             base_url = base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com"
         super().__init__(api_key, base_url=base_url, **options)
+        register_secrets(aws_secret_access_key, aws_session_token)
 
     def _missing_region(self) -> MissingCredentialsError:
         return MissingCredentialsError(

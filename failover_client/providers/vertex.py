@@ -137,7 +137,7 @@ class VertexProvider(HttpProvider):
 
     def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
         wire = self._wire(request.model)
-        return wire.stream(wire.frames(response.iter_bytes()), self.name, request.model)
+        return wire.stream(wire.frames(response.iter_bytes(), response.max_event_bytes), self.name, request.model)
 
     # --- token counting
 
