@@ -675,6 +675,9 @@ class FailoverClient(Provider):
                 return started, attempt(started, run)
             except ProviderError as exc:
                 run.failed(started, exc)
+            except BaseException:
+                run.cancelled(started)  # interrupted (Ctrl-C in a notebook): free its probe slot, say so
+                raise
         raise run.exhausted() from run.last_error
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
@@ -745,6 +748,9 @@ class FailoverClient(Provider):
                     continue
                 run.record(winner, exc)
                 raise self._interrupted(exc, shown, run) from exc
+            except BaseException:
+                run.cancelled(winner)  # the consumer stopped early: a client hung up, or Ctrl-C
+                raise
             finally:
                 opened.close()
             yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)))
