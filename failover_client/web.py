@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 from .errors import FailoverClientError
 
 if TYPE_CHECKING:
-    from .types import StreamChunk
+    from .failover import FailoverClient
+    from .types import CompletionRequest, StreamChunk
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}  # nginx would otherwise hold the events back in its buffer
@@ -71,6 +72,22 @@ def text(stream: Iterable[StreamChunk]) -> Iterator[bytes]:
                 yield chunk.text.encode("utf-8")
     finally:
         _close(stream)
+
+
+def respond(client: FailoverClient, request: CompletionRequest, *, as_text: bool = False,
+            timeout: float | None = None) -> tuple[int, dict[str, str], Iterator[bytes] | bytes]:
+    """``(status, headers, body)`` for a streamed answer, framework-neutral: the stream is
+    opened first, so a call that fails before its answer begins gets a JSON 502/503 (see
+    :func:`error_body`) instead of 200 headers followed by an error event.  The body is an
+    iterator of bytes to stream, or the bytes of that JSON error."""
+    from .errors import AllProvidersFailedError, ProviderError
+
+    try:
+        stream = client.open_stream(request, timeout=timeout)
+    except (AllProvidersFailedError, ProviderError) as exc:
+        status, body = error_body(exc)
+        return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+    return 200, dict(TEXT_HEADERS if as_text else SSE_HEADERS), text(stream) if as_text else sse(stream)
 
 
 def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
