@@ -116,7 +116,8 @@ def stream(port):
     with closing(connection):
         events = [block for block in response.read().decode().split("\n\n") if block]
     text = "".join(json.loads(block[6:]).get("text", "") for block in events if block.startswith("data: "))
-    return time.perf_counter() - started, response.status, text, events[-1].split("\n")[0]
+    return (time.perf_counter() - started, (response.status, response.getheader("Content-Type")), text,
+            events[-1].split("\n")[0])
 
 
 def hang_up(port):
@@ -155,7 +156,8 @@ def test_example_app_under_gunicorn(app, fake_process, tmp_path):
             dropped = [call.result() for call in hang_ups]
 
         assert [(status, text) for _, status, text in plain] == [(200, ANSWER)] * PLAIN
-        assert [(status, text, last) for _, status, text, last in streamed] == [(200, ANSWER, "event: done")] * STREAMED
+        assert [(status, text, last) for _, status, text, last in streamed] == [
+            ((200, "text/event-stream; charset=utf-8"), ANSWER, "event: done")] * STREAMED
         assert [(status, first.startswith(b"data: ")) for status, first in dropped] == [(200, True)] * HANG_UPS
         for _ in range(200):  # the workers notice a hang-up at their next write
             if cancelled_attempts(log_path) >= HANG_UPS:
