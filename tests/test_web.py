@@ -58,7 +58,8 @@ def test_sse_sends_each_delta_then_a_summary_with_usage_cost_and_attempts(fake_p
 
 
 def test_sse_carries_thinking_and_tool_call_deltas(fake_provider):
-    fake_provider.script("primary", Reply(thinking="Look it up", tool_calls=[ToolCall("get_weather", {"city": "Paris"})]))
+    call = ToolCall("get_weather", {"city": "Paris"})
+    fake_provider.script("primary", Reply(thinking="Look it up", tool_calls=[call]))
     got = events(sse(opened(fake_provider, "primary", protocol="anthropic", model="claude-sonnet-4-5",
                             tools=[WEATHER])))
     thinking = "".join(data.get("thinking", "") for name, data in got if name == "message")
@@ -145,10 +146,11 @@ def test_a_failed_attempt_log_line_names_the_error_status_and_retry_after(fake_p
 # --- the FAILOVER_CLIENT settings and the framework helpers ----------------------------------
 
 def settings_for(server, **more):
-    return {"providers": [{"model": "openai/gpt-4o", "name": "primary",
-                           "options": {"base_url": server.base_url("primary", "openai"), "api_key": "sk-test-1234567"}},
+    primary = {"base_url": server.base_url("primary", "openai"), "api_key": "sk-test-1234567"}
+    backup = {"base_url": server.base_url("backup", "anthropic"), "api_key": "sk-test-7654321"}
+    return {"providers": [{"model": "openai/gpt-4o", "name": "primary", "options": primary},
                           {"model": "anthropic/claude-sonnet-4-5", "name": "backup", "models": {"gpt-4o-mini": "haiku"},
-                           "options": {"base_url": server.base_url("backup", "anthropic"), "api_key": "sk-test-7654321"}}],
+                           "options": backup}],
             **more}
 
 
@@ -181,7 +183,8 @@ def test_settings_can_tune_or_drop_every_part(fake_provider, tmp_path):
     ({"providers": [{"model": "openai/gpt-4o", "key": "x"}]}, r"providers'\]\[0\] must be a dict with 'model'"),
     ({"providers": [{"model": "gpt-4o"}]}, "not of the form 'provider/model'"),
     ({"providers": [{"model": "openai/gpt-4o", "options": {"api_key": "sk-a-123456"}},
-                    {"model": "openai/gpt-4o-mini", "options": {"api_key": "sk-b-123456"}}]}, "the name 'openai' is taken"),
+                    {"model": "openai/gpt-4o-mini", "options": {"api_key": "sk-b-123456"}}]},
+     "the name 'openai' is taken"),
     ({"providers": [{"model": "openai/gpt-4o", "models": {"a": "b"}, "options": {"api_key": "sk-a-123456"}}]},
      "only on fallbacks"),
     ({"profile": "fast"}, "'web' or 'script'"),
@@ -232,7 +235,7 @@ def test_flask_extension_streams_and_answers_502_before_any_header(fake_provider
     FailoverClientExtension(app)
     app.add_url_rule("/stream", "stream", lambda: stream_response(ask(stream=True)))
     app.add_url_rule("/text", "text", lambda: stream_response(ask(stream=True), as_text=True))
-    fake_provider.script("primary", Reply(text="Hi there"), Reply(text="Hi again"), Fault.status(500), Fault.status(500))
+    fake_provider.script("primary", Reply(text="Hi there"), Reply(text="Hi again"), *[Fault.status(500)] * 2)
     fake_provider.script("backup", Fault.status(503))
     http = app.test_client()
     answer = http.get("/stream")

@@ -149,7 +149,8 @@ def test_example_app_under_gunicorn(app, fake_process, tmp_path):
         with ThreadPoolExecutor(WORKERS * THREADS) as pool:
             list(pool.map(lambda _: ask(port), range(WORKERS * THREADS)))  # warm the pools
             before = tcp_states_to(fake_port).count("ESTABLISHED")
-            calls = [pool.submit(ask, port) for _ in range(PLAIN)] + [pool.submit(stream, port) for _ in range(STREAMED)]
+            calls = [pool.submit(ask, port) for _ in range(PLAIN)]
+            calls += [pool.submit(stream, port) for _ in range(STREAMED)]
             hang_ups = [pool.submit(hang_up, port) for _ in range(HANG_UPS)]
             plain = [call.result() for call in calls[:PLAIN]]
             streamed = [call.result() for call in calls[PLAIN:]]
