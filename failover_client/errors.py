@@ -221,6 +221,17 @@ class AllProvidersFailedError(FailoverClientError):
         )
         return f"{self.args[0]}: {tried}" if tried else str(self.args[0])
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: why, then every attempt as a table (all escaped)."""
+        from .log.notebook import failure_html
+
+        return failure_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .log.notebook import failure_markdown
+
+        return failure_markdown(self)
+
 
 class BudgetExceededError(FailoverClientError):
     """A UsageTracker's spending limit is used up: the call was refused before anything was sent.

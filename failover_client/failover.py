@@ -184,6 +184,20 @@ class FailoverConfig:
         self.retry_policy = policy
         return self
 
+    def for_web(self, max_sleep: float = 2.0) -> FailoverConfig:
+        """The web profile: use it for calls made while a user waits on a request thread (a
+        Django or Flask view under gunicorn).  The defaults suit scripts and batches, where
+        honouring a 20 s Retry-After beats failing; a request thread should rather answer from
+        the fallback.  Here the primary is retried once, after at most ``max_sleep`` seconds of
+        back-off or Retry-After; a longer hint moves on at once.  One call thus sleeps at most
+        ``max_sleep`` seconds in all.  Pair it with ``with_deadline``."""
+        if max_sleep is None or _seconds_or_none("for_web", max_sleep) is None:
+            raise InvalidArgumentError("for_web takes a positive number of seconds, got None")
+        self.primary_retries = 1
+        self.retry_policy = RetryPolicy(base_delay=min(0.25, max_sleep), max_delay=max_sleep,
+                                        max_retry_after=max_sleep)
+        return self
+
     def with_health_store(self, store: HealthStore) -> FailoverConfig:
         """Where circuit-breaker state and rate-limit counts live: a MemoryHealthStore of this
         config by default; pass one RedisHealthStore to every process that must agree."""
@@ -607,6 +621,44 @@ class _Opened:
         self.stream.close()
 
 
+class Stream:
+    """A streamed answer already committed to a provider (see ``FailoverClient.open_stream``).
+
+    Iterating gives the chunks from the first one carrying output on; the last chunk carries
+    the attempts.  ``provider`` names who is answering, ``attempts`` lists the tries so far
+    (complete once the stream has ended).  ``close()`` — or leaving a ``with`` block — closes
+    the upstream connection when the consumer stops early (a client that hung up)."""
+
+    def __init__(self, chunks: Generator[StreamChunk, None, None], head: list[StreamChunk],
+                 attempts: list[Attempt]) -> None:
+        self._chunks = chunks
+        self._head = deque(head)
+        self._attempts = attempts
+        self.provider = next((c.provider for c in reversed(head) if c.provider), None)
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        return list(self._attempts)
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> StreamChunk:
+        chunk = self._head.popleft() if self._head else next(self._chunks)
+        self.provider = chunk.provider or self.provider  # a resumed stream moves on
+        return chunk
+
+    def close(self) -> None:
+        self._head.clear()
+        self._chunks.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 class FailoverClient(Provider):
     """A Provider that answers from the first provider in its chain that can."""
 
@@ -648,6 +700,9 @@ class FailoverClient(Provider):
                 return started, attempt(started, run)
             except ProviderError as exc:
                 run.failed(started, exc)
+            except BaseException:
+                run.cancelled(started)  # interrupted (Ctrl-C in a notebook): free its probe slot, say so
+                raise
         raise run.exhausted() from run.last_error
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
@@ -661,7 +716,32 @@ class FailoverClient(Provider):
     def complete_stream(self, request: CompletionRequest, *,
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
         request.validate()
+        yield from self._relay(_Run(self.config, request, timeout))
+
+    def open_stream(self, request: CompletionRequest, *, timeout: float | None = None) -> Stream:
+        """Fail over until the first chunk carrying output is in hand, then hand the stream over.
+
+        ``complete_stream`` is lazy: nothing is sent until it is iterated, so a web view that
+        returns it has sent its 200 headers before it learns that every provider failed.  This
+        runs the failover first and raises what ``complete`` would (AllProvidersFailedError, a
+        non-trigger ProviderError), so the view can still answer 502/503.  Close the Stream (or
+        use it in a ``with``) when the consumer stops early: that closes the upstream response."""
+        request.validate()
         run = _Run(self.config, request, timeout)
+        chunks = self._relay(run)
+        head: list[StreamChunk] = []
+        try:
+            for chunk in chunks:
+                head.append(chunk)
+                if chunk.has_output:
+                    break
+        except BaseException:
+            chunks.close()
+            raise
+        return Stream(chunks, head, run.attempts)
+
+    def _relay(self, run: _Run) -> Generator[StreamChunk, None, None]:
+        """The chunks of one streamed call through the chain (rule 6 of the module docstring)."""
         shown: list[StreamChunk] = []  # everything the caller has received
         interruption: ProviderError | None = None
         while True:
@@ -693,6 +773,9 @@ class FailoverClient(Provider):
                     continue
                 run.record(winner, exc)
                 raise self._interrupted(exc, shown, run) from exc
+            except BaseException:
+                run.cancelled(winner)  # the consumer stopped early: a client hung up, or Ctrl-C
+                raise
             finally:
                 opened.close()
             yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)))

@@ -483,7 +483,8 @@ class Attempt(JsonMixin):
 
     provider: str
     model: str
-    outcome: str  # "ok", "error", "skipped" (circuit open, held, rate limited) or "cancelled" (a lost hedge)
+    outcome: str  # "ok", "error", "skipped" (circuit open, held, rate limited), "cancelled" (a lost hedge, a stream
+    # closed early, an interrupt)
     elapsed_ms: float = 0.0
     error_type: str | None = None
     error: str | None = None
@@ -532,6 +533,17 @@ class CompletionResponse(JsonMixin):
         from .compat import response_to_openai
 
         return response_to_openai(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the answer, then the attempts as a table (all escaped)."""
+        from .log.notebook import response_html
+
+        return response_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .log.notebook import response_markdown
+
+        return response_markdown(self)
 
 
 @dataclass(slots=True)

@@ -62,10 +62,25 @@ def log_attempt(request_id: str, provider: str, model: str, attempt: int, outcom
         fields.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                       cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
                       reasoning_tokens=usage.reasoning_tokens, cost_usd=cost_of(usage, model, provider=provider))
+    cause = ""
     if error is not None:
         fields.update(error_type=type(error).__name__, error=str(error))
-    attempt_logger.log(level, "attempt %d %s: %s/%s in %.1f ms", attempt, outcome, provider, model, elapsed_ms,
-               extra={"failover": fields})
+        cause = _cause(error)
+    attempt_logger.log(level, "attempt %d %s: %s/%s in %.1f ms%s", attempt, outcome, provider, model, elapsed_ms,
+                       cause, extra={"failover": fields})
+
+
+def _cause(error: BaseException) -> str:
+    """Why an attempt failed, for the text of its log line (a text log shows no ``extra``):
+    `` (RateLimitError, status 429, retry-after 2s)``."""
+    parts = [type(error).__name__]
+    status = getattr(error, "status", None)
+    if status is not None:
+        parts.append(f"status {status}")
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        parts.append(f"retry-after {retry_after:g}s")
+    return f" ({', '.join(parts)})"
 
 
 class RedactingFilter(logging.Filter):
