@@ -4,6 +4,7 @@
 * ``models`` and ``usage`` (:mod:`.models`): the model registry and the usage in attempt logs;
 * ``batch`` (:mod:`.batch`): provider Batch APIs and local batch runs;
 * ``ask`` (:mod:`.ask`): one question through a failover chain;
+* ``chat`` (:mod:`.chat`): a conversation in the terminal through a failover chain;
 * ``fake-server`` (:mod:`.fake_server`): the fake provider as a process of its own.
 """
 
@@ -16,6 +17,7 @@ from typing import Sequence
 
 from .ask import add_ask_command
 from .batch import add_batch_commands
+from .chat import add_chat_command
 from .demo import add_demo_command
 from .fake_server import add_fake_server_command
 from .models import add_models_commands
@@ -27,6 +29,7 @@ COMMANDS = [
     add_batch_commands,
     add_fake_server_command,
     add_ask_command,
+    add_chat_command,
 ]
 
 
