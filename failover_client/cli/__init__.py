@@ -5,6 +5,7 @@
 * ``batch`` (:mod:`.batch`): provider Batch APIs and local batch runs;
 * ``ask`` (:mod:`.ask`): one question through a failover chain;
 * ``chat`` (:mod:`.chat`): a conversation in the terminal through a failover chain;
+* ``doctor`` (:mod:`.doctor`): each provider's keys, base URL and (``--probe``) answer;
 * ``fake-server`` (:mod:`.fake_server`): the fake provider as a process of its own.
 """
 
@@ -19,6 +20,7 @@ from .ask import add_ask_command
 from .batch import add_batch_commands
 from .chat import add_chat_command
 from .demo import add_demo_command
+from .doctor import add_doctor_command
 from .fake_server import add_fake_server_command
 from .models import add_models_commands
 
@@ -30,6 +32,7 @@ COMMANDS = [
     add_fake_server_command,
     add_ask_command,
     add_chat_command,
+    add_doctor_command,
 ]
 
 
