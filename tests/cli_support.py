@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from support import PROTOCOLS, console_script
 
 KEYS = {"OPENAI_API_KEY": "sk-test-openai-0123456789", "ANTHROPIC_API_KEY": "sk-ant-test-0123456789"}
@@ -81,3 +83,16 @@ def cli(home, *args, input=None, env=None):
     """Run the console script to its end; the CompletedProcess (text)."""
     return subprocess.run([console_script(), *args], capture_output=True, text=True, timeout=WAIT, input=input,
                           env=env if env is not None else clean_env(home, **KEYS))
+
+
+@pytest.fixture(name="fake_server")
+def fake_server_fixture(tmp_path):
+    """``fake_server(script=None)`` starts a FakeServerProcess; all are stopped after the test."""
+    servers = []
+
+    def start(script=None):
+        servers.append(FakeServerProcess(tmp_path, script))
+        return servers[-1]
+    yield start
+    for server in servers:
+        server.stop()

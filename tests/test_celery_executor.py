@@ -54,11 +54,12 @@ def wait_until_ready(app, workers, log):
 def fleet(tmp_path_factory):
     directory = tmp_path_factory.mktemp("celery-batch")
     redis = RedisServer(directory)
-    settings = {"FC_CELERY_REDIS": redis.url.rsplit("/", 1)[0], "FC_CELERY_RPM": str(RPM)}
-    with FakeProviderServer() as server, open(directory / "workers.log", "w") as log:
-        settings["FC_CELERY_FAKE"] = server.url
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)  # this process imports celery_batch_app too, to send tasks
+    with FakeProviderServer() as server, open(directory / "workers.log", "w") as log, \
+            pytest.MonkeyPatch.context() as environment:
+        # this process imports celery_batch_app too, to send tasks
+        environment.setenv("FC_CELERY_REDIS", redis.url.rsplit("/", 1)[0])
+        environment.setenv("FC_CELERY_RPM", str(RPM))
+        environment.setenv("FC_CELERY_FAKE", server.url)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
         workers = [start_worker(n, env, log) for n in range(WORKERS)]
         try:
@@ -69,11 +70,6 @@ def fleet(tmp_path_factory):
         finally:
             for worker in workers:
                 stop_worker(worker)
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
             redis.stop()
 
 

@@ -9,24 +9,12 @@ import pytest
 
 from failover_client import CompletionResponse
 
-from cli_support import KEYS, FakeServerProcess, chain_args, clean_env, cli
+from cli_support import KEYS, chain_args, clean_env, cli, fake_server_fixture  # noqa: F401  (the fixture)
 from support import console_script
 
 
-@pytest.fixture
-def fake(tmp_path):
-    servers = []
-
-    def start(script=None):
-        servers.append(FakeServerProcess(tmp_path, script))
-        return servers[-1]
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def test_the_answer_streams_to_stdout_and_the_attempts_go_to_stderr(fake, tmp_path):
-    server = fake({"primary": [{"fault": "overloaded"}], "backup": ["from the backup"]})
+def test_the_answer_streams_to_stdout_and_the_attempts_go_to_stderr(fake_server, tmp_path):
+    server = fake_server({"primary": [{"fault": "overloaded"}], "backup": ["from the backup"]})
     process = cli(tmp_path, "ask", "What is failover?", *chain_args(server), "-v")
     assert (process.returncode, process.stdout) == (0, "from the backup\n"), process.stderr
     lines = process.stderr.splitlines()
@@ -39,14 +27,15 @@ def test_the_answer_streams_to_stdout_and_the_attempts_go_to_stderr(fake, tmp_pa
     assert "What is failover?" in json.dumps(sent[1]["body"]["messages"])
 
 
-def test_without_v_stderr_stays_empty(fake, tmp_path):
-    server = fake()
+def test_without_v_stderr_stays_empty(fake_server, tmp_path):
+    server = fake_server()
     process = cli(tmp_path, "ask", "hi", *chain_args(server, fallback=None))
     assert (process.returncode, process.stdout, process.stderr) == (0, "Hello!\n", "")
 
 
-def test_text_reaches_stdout_while_the_answer_is_still_coming(fake, tmp_path):
-    server = fake({"primary": [{"fault": "trickle", "interval": 0.5, "reply": {"chunks": ["first ", "second"]}}]})
+def test_text_reaches_stdout_while_the_answer_is_still_coming(fake_server, tmp_path):
+    slowly = {"fault": "trickle", "interval": 0.5, "reply": {"chunks": ["first ", "second"]}}
+    server = fake_server({"primary": [slowly]})
     child = subprocess.Popen([console_script(), "ask", "slowly", *chain_args(server, fallback=None)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path, **KEYS))
     assert child.stdout.read(6) == b"first "
@@ -55,8 +44,8 @@ def test_text_reaches_stdout_while_the_answer_is_still_coming(fake, tmp_path):
     assert (child.returncode, out) == (0, b"second\n"), err
 
 
-def test_the_prompt_and_options_come_from_stdin_and_flags(fake, tmp_path):
-    server = fake()
+def test_the_prompt_and_options_come_from_stdin_and_flags(fake_server, tmp_path):
+    server = fake_server()
     process = cli(tmp_path, "ask", *chain_args(server, fallback=None), "--system", "Be brief.", "--max-tokens", "50",
                   "--temperature", "0.5", input="a question\nin two lines\n")
     assert process.returncode == 0, process.stderr
@@ -67,9 +56,9 @@ def test_the_prompt_and_options_come_from_stdin_and_flags(fake, tmp_path):
     assert (body["max_tokens"], body["temperature"]) == (50, 0.5)
 
 
-def test_json_prints_the_whole_response(fake, tmp_path):
-    server = fake({"primary": [{"fault": "rate_limit"}],
-                   "backup": [{"reply": {"text": "in JSON", "usage": {"input": 21, "output": 2}}}]})
+def test_json_prints_the_whole_response(fake_server, tmp_path):
+    server = fake_server({"primary": [{"fault": "rate_limit"}],
+                          "backup": [{"reply": {"text": "in JSON", "usage": {"input": 21, "output": 2}}}]})
     process = cli(tmp_path, "ask", "hi", *chain_args(server), "--json")
     assert process.returncode == 0, process.stderr
     response = CompletionResponse.from_json(process.stdout)
@@ -79,16 +68,16 @@ def test_json_prints_the_whole_response(fake, tmp_path):
     assert server.requests(2)[1]["stream"] is False
 
 
-def test_every_provider_failing_exits_1_with_the_attempts(fake, tmp_path):
-    server = fake({"primary": [{"fault": "overloaded"}], "backup": [{"fault": "status", "code": 500}]})
+def test_every_provider_failing_exits_1_with_the_attempts(fake_server, tmp_path):
+    server = fake_server({"primary": [{"fault": "overloaded"}], "backup": [{"fault": "status", "code": 500}]})
     process = cli(tmp_path, "ask", "hi", *chain_args(server), "-v")
     assert process.returncode == 1 and process.stdout == ""
     assert "failover-client ask: AllProvidersFailedError: all providers failed" in process.stderr
     assert "OverloadedError" in process.stderr and "ServerError 500" in process.stderr
 
 
-def test_a_rejected_key_is_a_failure_that_never_shows_the_key(fake, tmp_path):
-    server = fake({"primary": {"key": "sk-the-right-key-0123"}})
+def test_a_rejected_key_is_a_failure_that_never_shows_the_key(fake_server, tmp_path):
+    server = fake_server({"primary": {"key": "sk-the-right-key-0123"}})
     process = cli(tmp_path, "ask", "hi", *chain_args(server, fallback=None), "-v")
     assert process.returncode == 1 and "AuthenticationError" in process.stderr
     assert KEYS["OPENAI_API_KEY"] not in process.stderr + process.stdout
@@ -103,8 +92,8 @@ def test_a_rejected_key_is_a_failure_that_never_shows_the_key(fake, tmp_path):
      "--base-url names 'groq', which is not among the models"),
     (["hi", "--model", "openai/gpt-4o", "--temperature", "9"], KEYS, "temperature"),
 ])
-def test_a_wrong_command_exits_2_before_sending_anything(fake, tmp_path, args, env, message):
-    server = fake()
+def test_a_wrong_command_exits_2_before_sending_anything(fake_server, tmp_path, args, env, message):
+    server = fake_server()
     process = cli(tmp_path, "ask", *args, "--base-url", server.base_url("primary", "openai"),
                   env=clean_env(tmp_path, **env))
     assert process.returncode == 2 and process.stdout == ""

@@ -6,24 +6,11 @@ with each question, Ctrl-C stops an answer and the session goes on, /model, /fal
 import json
 
 import pexpect
-import pytest
 
-from cli_support import KEYS, FakeServerProcess, chain_args, clean_env
+from cli_support import KEYS, chain_args, clean_env, fake_server_fixture  # noqa: F401  (the fixture)
 from support import console_script
 
 PROMPT = "you> "
-
-
-@pytest.fixture
-def fake(tmp_path):
-    servers = []
-
-    def start(script=None):
-        servers.append(FakeServerProcess(tmp_path, script))
-        return servers[-1]
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def start_chat(tmp_path, *args):
@@ -54,10 +41,9 @@ def texts(messages):
     return [(message["role"], text(message["content"])) for message in messages]
 
 
-def test_a_conversation_where_ctrl_c_stops_an_answer_and_the_session_goes_on(fake, tmp_path):
-    server = fake({"primary": ["The first answer.",
-                               {"fault": "trickle", "interval": 0.3, "reply": "one two three four five six seven"}],
-                   "backup": ["from the backup"]})
+def test_a_conversation_where_ctrl_c_stops_an_answer_and_the_session_goes_on(fake_server, tmp_path):
+    slowly = {"fault": "trickle", "interval": 0.3, "reply": "one two three four five six seven"}
+    server = fake_server({"primary": ["The first answer.", slowly], "backup": ["from the backup"]})
     chat = start_chat(tmp_path, *chain_args(server))
     assert say(chat, "hello") == "The first answer.\n"
     chat.sendline("tell me slowly")
@@ -79,8 +65,8 @@ def test_a_conversation_where_ctrl_c_stops_an_answer_and_the_session_goes_on(fak
     assert leave(chat) == 0
 
 
-def test_model_and_fallback_change_the_chain_mid_conversation(fake, tmp_path):
-    server = fake({"primary": [{"fault": "overloaded"}, {"fault": "overloaded"}], "backup": ["first from backup"]})
+def test_model_and_fallback_change_the_chain_mid_conversation(fake_server, tmp_path):
+    server = fake_server({"primary": [{"fault": "overloaded"}] * 2, "backup": ["first from backup"]})
     chat = start_chat(tmp_path, *chain_args(server))
     assert say(chat, "one") == "first from backup\n"
     tried = [line.split() for line in say(chat, "/attempts").splitlines()]
@@ -102,8 +88,8 @@ def test_model_and_fallback_change_the_chain_mid_conversation(fake, tmp_path):
     assert chat.exitstatus == 0
 
 
-def test_ctrl_c_at_the_prompt_does_not_leave(fake, tmp_path):
-    server = fake()
+def test_ctrl_c_at_the_prompt_does_not_leave(fake_server, tmp_path):
+    server = fake_server()
     chat = start_chat(tmp_path, *chain_args(server, fallback=None))
     chat.sendintr()
     chat.expect_exact(PROMPT)

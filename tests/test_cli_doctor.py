@@ -4,23 +4,10 @@ are the ones requests will use, ``--probe`` sends one one-token request each and
 latency or its error class, retired models are flagged, and the exit status says whether
 anything failed."""
 
-import pytest
 
 from failover_client.models import all_models
 
-from cli_support import KEYS, FakeServerProcess, clean_env, cli
-
-
-@pytest.fixture
-def fake(tmp_path):
-    servers = []
-
-    def start(script=None):
-        servers.append(FakeServerProcess(tmp_path, script))
-        return servers[-1]
-    yield start
-    for server in servers:
-        server.stop()
+from cli_support import KEYS, clean_env, cli, fake_server_fixture  # noqa: F401  (the fixture)
 
 
 def urls(server, openai="primary", anthropic="backup"):
@@ -45,8 +32,8 @@ def probe(lines):
     return next(text for label, text in lines.items() if label.startswith("probe "))
 
 
-def test_the_configured_providers_are_found_and_probed(fake, tmp_path):
-    server = fake()
+def test_the_configured_providers_are_found_and_probed(fake_server, tmp_path):
+    server = fake_server()
     process = cli(tmp_path, "doctor", "--probe", *urls(server))
     assert process.returncode == 0, process.stdout + process.stderr
     found = report(process.stdout)
@@ -63,17 +50,17 @@ def test_the_configured_providers_are_found_and_probed(fake, tmp_path):
     assert process.stdout.rstrip().endswith("2 provider(s) checked, 0 problem(s)")
 
 
-def test_without_probe_nothing_is_sent(fake, tmp_path):
-    server = fake()
+def test_without_probe_nothing_is_sent(fake_server, tmp_path):
+    server = fake_server()
     process = cli(tmp_path, "doctor", *urls(server))
     assert process.returncode == 0 and "probe" not in process.stdout
     server.stop()
     assert server.requests(0) == []
 
 
-def test_a_refused_probe_is_a_failure_with_its_error_class(fake, tmp_path):
-    server = fake({"primary": [{"fault": "rate_limit", "retry_after": 3}],
-                   "backup": {"key": "sk-ant-another-key-0123456789"}})
+def test_a_refused_probe_is_a_failure_with_its_error_class(fake_server, tmp_path):
+    server = fake_server({"primary": [{"fault": "rate_limit", "retry_after": 3}],
+                          "backup": {"key": "sk-ant-another-key-0123456789"}})
     process = cli(tmp_path, "doctor", "--probe", "openai/gpt-4o", *urls(server))
     assert process.returncode == 1
     found = report(process.stdout)
@@ -83,8 +70,8 @@ def test_a_refused_probe_is_a_failure_with_its_error_class(fake, tmp_path):
     assert [r["body"]["model"] for r in server.requests(2) if r["name"] == "primary"] == ["gpt-4o"]
 
 
-def test_a_named_provider_without_its_variables_and_a_retired_model_fail(fake, tmp_path):
-    server = fake()
+def test_a_named_provider_without_its_variables_and_a_retired_model_fail(fake_server, tmp_path):
+    server = fake_server()
     retired = next(row for row in all_models() if row.provider == "openai" and row.retired())
     process = cli(tmp_path, "doctor", "azure", "--model", f"openai/{retired.model}", *urls(server)[:2],
                   env=clean_env(tmp_path, OPENAI_API_KEY=KEYS["OPENAI_API_KEY"]))

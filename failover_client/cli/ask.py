@@ -14,16 +14,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from .chain import (
-    OK,
-    add_chain_options,
-    base_urls,
-    build_client,
-    chain_models,
-    check_base_urls,
-    with_exit_status,
-    write_attempts,
-)
+from .chain import OK, add_chain_options, build_client, chain_from_args, with_exit_status, write_attempts
 
 if TYPE_CHECKING:
     from ..failover import FailoverClient
@@ -54,9 +45,7 @@ def ask(args: argparse.Namespace) -> int:
     prompt = args.prompt if args.prompt is not None else _stdin_prompt()
     if not prompt.strip():
         raise InvalidArgumentError("the prompt is empty")
-    models = chain_models(args)
-    urls = base_urls(args.base_url, models)
-    check_base_urls(urls, models)
+    models, urls = chain_from_args(args)
     client = build_client(models, urls, args.timeout)
     request = CompletionRequest(model=client_model(models), messages=[Message.user(prompt)], system=args.system,
                                 max_tokens=args.max_tokens, temperature=args.temperature)

@@ -33,6 +33,14 @@ def add_chain_options(parser: argparse.ArgumentParser, *, model_required: bool =
                         help="how long one answer may take, failover included")
 
 
+def chain_from_args(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The ``provider/model`` strings of the chain and the base URLs given for its providers."""
+    models = chain_models(args)
+    urls = base_urls(args.base_url, models)
+    check_base_urls(urls, models)
+    return models, urls
+
+
 def chain_models(args: argparse.Namespace) -> list[str]:
     return [args.model, *args.fallback] if args.model else list(args.fallback)
 

@@ -19,16 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from .ask import add_request_options
-from .chain import (
-    OK,
-    add_chain_options,
-    base_urls,
-    build_client,
-    chain_models,
-    check_base_urls,
-    with_exit_status,
-    write_attempts,
-)
+from .chain import OK, add_chain_options, build_client, chain_from_args, with_exit_status, write_attempts
 
 if TYPE_CHECKING:
     from ..failover import FailoverClient
@@ -50,9 +41,7 @@ def chat(args: argparse.Namespace) -> int:
         import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
     except ImportError:
         pass
-    models = chain_models(args)
-    urls = base_urls(args.base_url, models)
-    check_base_urls(urls, models)
+    models, urls = chain_from_args(args)
     session = Session(models, urls, args, sys.stdout)
     session.out.write(f"chatting with {session.describe()}; /help lists the commands, Ctrl-D leaves\n")
     try:
