@@ -81,7 +81,7 @@ def numbered(n, start=0):
 
 
 def tasks_per_worker(app):
-    stats = app.control.inspect(timeout=2).stats() or {}
+    stats = app.control.inspect(timeout=1).stats() or {}
     return sorted(info["total"].get(ANSWER, 0) for info in stats.values())
 
 

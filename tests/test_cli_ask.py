@@ -34,12 +34,12 @@ def test_without_v_stderr_stays_empty(fake_server, tmp_path):
 
 
 def test_text_reaches_stdout_while_the_answer_is_still_coming(fake_server, tmp_path):
-    slowly = {"fault": "trickle", "interval": 0.5, "reply": {"chunks": ["first ", "second"]}}
+    slowly = {"fault": "trickle", "interval": 0.3, "reply": {"chunks": ["first ", "second"]}}
     server = fake_server({"primary": [slowly]})
     child = subprocess.Popen([console_script(), "ask", "slowly", *chain_args(server, fallback=None)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path, **KEYS))
     assert child.stdout.read(6) == b"first "
-    assert child.poll() is None  # the second word is half a second away: printed as it came, not at the end
+    assert child.poll() is None  # the second word is 0.3 s away: printed as it came, not at the end
     out, err = child.communicate(timeout=30)
     assert (child.returncode, out) == (0, b"second\n"), err
 
