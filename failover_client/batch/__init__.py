@@ -12,6 +12,15 @@ arrives; a later run with the same path and the same requests reads it and redoe
 is not there (errored requests too, with ``redo_errors=True``), so a crashed or interrupted run
 loses no finished work.  A request's id is its ``custom_id``, or its position in the input for
 a plain CompletionRequest.
+
+Where the requests are answered is the ``executor``'s business: by default a ThreadExecutor
+(``max_workers`` threads of this process); ``failover_client.contrib.celery.CeleryExecutor``
+spreads them over a Celery fleet's workers instead, with the same order, per-request errors,
+progress and checkpoint.  An executor has ``check_client(client)`` (raise InvalidArgumentError
+if this client cannot be used) and ``start(client, items, todo, timeout, max_workers, outbox)``,
+which returns at once and, on threads of its own, takes positions to answer from
+``outbox.next_index(todo)`` until it gives None, hands each result to ``outbox.deliver(i,
+result)``, and anything that stops it to ``outbox.fail(exc)``.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Sequence
+from typing import IO, Any, Callable, Iterable, Protocol, Sequence
 
 from ..errors import FailoverClientError, InvalidArgumentError, redact
 from ..provider import Provider
@@ -35,14 +44,41 @@ class RunResults(list[BatchResult]):
     interrupted = False
 
 
-def run(client: Provider, requests: Iterable[CompletionRequest | BatchRequest], *, max_workers: int = 8,
+class Executor(Protocol):
+    """Where run() has its requests answered (see the module doc)."""
+
+    def check_client(self, client: Provider | None) -> None: ...
+
+    def start(self, client: Provider | None, items: list[BatchRequest], todo: list[int], timeout: float | None,
+              max_workers: int, outbox: Outbox) -> None: ...
+
+
+class ThreadExecutor:
+    """The default executor: ``max_workers`` daemon threads of this process, each answering
+    with ``client`` the next request until none is left."""
+
+    def check_client(self, client: Provider | None) -> None:
+        if not isinstance(client, Provider):
+            raise InvalidArgumentError(f"run() takes a Provider or FailoverClient, got {type(client).__name__}")
+
+    def start(self, client: Provider | None, items: list[BatchRequest], todo: list[int], timeout: float | None,
+              max_workers: int, outbox: Outbox) -> None:
+        for n in range(min(max_workers, len(todo))):
+            threading.Thread(target=_work, args=(client, items, todo, timeout, outbox), daemon=True,
+                             name=f"failover-client-run-{n}").start()
+
+
+def run(client: Provider | None, requests: Iterable[CompletionRequest | BatchRequest], *, max_workers: int = 8,
         timeout: float | None = None, checkpoint: str | os.PathLike[str] | None = None, redo_errors: bool = False,
-        progress: bool | None = None, on_result: Callable[[BatchResult], Any] | None = None) -> RunResults:
-    """Run ``requests`` on ``max_workers`` threads; ``timeout`` bounds each request.
+        progress: bool | None = None, on_result: Callable[[BatchResult], Any] | None = None,
+        executor: Executor | None = None) -> RunResults:
+    """Run ``requests`` with ``max_workers`` in flight at once (on threads of this process, or
+    where ``executor`` sends them; then ``client`` is what that executor asks for: None for a
+    CeleryExecutor, whose workers have their own); ``timeout`` bounds each request.
     ``progress`` None draws the bar only when stderr is a terminal.  ``on_result`` is called
     with each result as it arrives, on the calling thread."""
-    if not isinstance(client, Provider):
-        raise InvalidArgumentError(f"run() takes a Provider or FailoverClient, got {type(client).__name__}")
+    executor = ThreadExecutor() if executor is None else executor
+    executor.check_client(client)
     if not isinstance(max_workers, int) or max_workers < 1:
         raise InvalidArgumentError(f"max_workers must be a whole number >= 1, got {max_workers!r}")
     items = _identified(requests)
@@ -53,10 +89,8 @@ def run(client: Provider, requests: Iterable[CompletionRequest | BatchRequest], 
         log.open()
     todo = [i for i, result in enumerate(results) if result is None]
     bar = ProgressBar(len(items), sys.stderr, progress, resumed=[r for r in results if r is not None])
-    outbox = _Outbox(log)
-    for n in range(min(max_workers, len(todo))):
-        threading.Thread(target=_work, args=(client, items, todo, timeout, outbox), daemon=True,
-                         name=f"failover-client-run-{n}").start()
+    outbox = Outbox(log)
+    executor.start(client, items, todo, timeout, max_workers, outbox)
     interrupted = False
     try:
         for _ in todo:
@@ -107,16 +141,16 @@ def _resumed(items: list[BatchRequest], log: Checkpoint, redo_errors: bool) -> l
 
 
 def _work(client: Provider, items: list[BatchRequest], todo: list[int], timeout: float | None,
-          outbox: _Outbox) -> None:
+          outbox: Outbox) -> None:
     """One worker: take the next request until none is left or the run stopped."""
     try:
         while (i := outbox.next_index(todo)) is not None:
-            outbox.deliver(i, _answer(client, items[i], timeout))
+            outbox.deliver(i, answer(client, items[i], timeout))
     except BaseException as exc:
         outbox.fail(exc)
 
 
-def _answer(client: Provider, item: BatchRequest, timeout: float | None) -> BatchResult:
+def answer(client: Provider, item: BatchRequest, timeout: float | None) -> BatchResult:
     """One request's result: its response, or the error it raised (any error: a provider bug
     must not cost the other requests their answers)."""
     try:
@@ -129,7 +163,7 @@ def _answer(client: Provider, item: BatchRequest, timeout: float | None) -> Batc
         return BatchResult(item.custom_id, BatchResultStatus.ERRORED, error=error)
 
 
-class _Outbox:
+class Outbox:
     """Where workers hand in results.  Handing in and checkpointing happen together under one
     lock, and closing takes that lock, so every result the run returns as finished is in the
     checkpoint, and nothing is written once the run has returned."""
@@ -155,6 +189,11 @@ class _Outbox:
             if self._log is not None:
                 self._log.write(result)
             self._results.put((i, result))
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has stopped taking results (it ended, or Ctrl-C cut it short)."""
+        return self._closed
 
     def fail(self, exc: BaseException) -> None:
         self._results.put((-1, exc))

@@ -2,7 +2,11 @@
 
 * ``demo`` (:mod:`.demo`): failover end to end against the built-in fake provider;
 * ``models`` and ``usage`` (:mod:`.models`): the model registry and the usage in attempt logs;
-* ``batch`` (:mod:`.batch`): provider Batch APIs and local batch runs.
+* ``batch`` (:mod:`.batch`): provider Batch APIs and local batch runs;
+* ``ask`` (:mod:`.ask`): one question through a failover chain;
+* ``chat`` (:mod:`.chat`): a conversation in the terminal through a failover chain;
+* ``doctor`` (:mod:`.doctor`): each provider's keys, base URL and (``--probe``) answer;
+* ``fake-server`` (:mod:`.fake_server`): the fake provider as a process of its own.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ import os
 import sys
 from typing import Sequence
 
+from .ask import add_ask_command
 from .batch import add_batch_commands
+from .chat import add_chat_command
 from .demo import add_demo_command
+from .doctor import add_doctor_command
+from .fake_server import add_fake_server_command
 from .models import add_models_commands
 
 # Each command module adds its sub-commands here; a sub-command sets ``run(args) -> exit code``.
@@ -21,6 +29,10 @@ COMMANDS = [
     add_demo_command,
     add_models_commands,
     add_batch_commands,
+    add_fake_server_command,
+    add_ask_command,
+    add_chat_command,
+    add_doctor_command,
 ]
 
 
