@@ -3,8 +3,8 @@ of its own, for apps that cannot start it inside their tests (gunicorn workers, 
 a person trying the CLI).  It prints its base URLs, serves until SIGTERM or Ctrl-C, and binds
 127.0.0.1 unless ``--host`` says otherwise.
 
-Every path prefix is a fake provider: ``http://HOST:PORT/NAME/v1`` speaks OpenAI,
-``http://HOST:PORT/NAME`` Anthropic (and Gemini, Cohere, Ollama, Azure, Bedrock, Vertex on their
+Every path prefix is a fake provider: ``http://HOST:PORT/NAME/v1`` speaks OpenAI (Chat
+Completions and Responses), ``http://HOST:PORT/NAME`` Anthropic (and Gemini, Cohere, Ollama, Azure, Bedrock, Vertex on their
 own paths).  A name with no script answers every protocol with the default reply ("Hello!"),
 so ``failover-client fake-server`` works with no script at all.
 
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ..testing._steps import Step
 
 # The protocols whose base URLs are printed for each scripted name (the catalog's protocols).
-SHOWN_PROTOCOLS = ("openai", "anthropic", "gemini", "cohere", "ollama", "azure", "bedrock", "vertex")
+SHOWN_PROTOCOLS = ("openai", "responses", "anthropic", "gemini", "cohere", "ollama", "azure", "bedrock", "vertex")
 NAME_FIELDS = frozenset({"script", "default", "key"})
 EXAMPLE_NAME = "NAME"
 LOG_INTERVAL = 0.1  # seconds between looks for new requests (and for a stop signal)
