@@ -43,6 +43,7 @@ from .errors import (
     FailoverClientError,
     InvalidArgumentError,
     InvalidRequestError,
+    ModelNotFoundError,
     NetworkError,
     ProviderError,
     ProviderTimeoutError,
@@ -73,14 +74,17 @@ class FailoverTrigger(enum.Enum):
     AUTH_ERROR = (AuthenticationError,)
     CONTEXT_LENGTH = (ContextLengthExceededError,)
     CONTENT_FILTER = (ContentFilteredError,)
+    MODEL_NOT_FOUND = (ModelNotFoundError,)
     ANY_ERROR = (ProviderError,)
 
     def matches(self, exc: BaseException) -> bool:
         return isinstance(exc, self.value)
 
 
+# A model missing on one provider is that provider's problem: the next one may have it.
 DEFAULT_TRIGGERS = frozenset({FailoverTrigger.RATE_LIMIT, FailoverTrigger.SERVER_ERROR,
-                              FailoverTrigger.TIMEOUT, FailoverTrigger.NETWORK_ERROR})
+                              FailoverTrigger.TIMEOUT, FailoverTrigger.NETWORK_ERROR,
+                              FailoverTrigger.MODEL_NOT_FOUND})
 # The errors that may have fallback lists of their own, by route name.
 ROUTED_ERRORS: dict[str, type[ProviderError]] = {
     "context_length": ContextLengthExceededError,

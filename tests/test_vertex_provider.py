@@ -14,6 +14,7 @@ from failover_client import (
     AuthenticationError,
     CompletionRequest,
     InvalidRequestError,
+    ModelNotFoundError,
     Message,
     OverloadedError,
     RateLimitError,
@@ -181,7 +182,7 @@ def test_gemini_count_tokens_sends_the_prompt_fields_directly(fake_provider):
 
 @pytest.mark.parametrize("fault, error, code, message", [
     (Fault.rate_limit(), RateLimitError, "RESOURCE_EXHAUSTED", "Resource exhausted"),
-    (Fault.status(404), InvalidRequestError, "NOT_FOUND",
+    (Fault.status(404), ModelNotFoundError, "NOT_FOUND",
      f"Publisher Model `projects/test-project/locations/us-central1/publishers/google/models/{GEMINI}`"),
     (Fault.overloaded(), OverloadedError, "UNAVAILABLE", "overloaded"),
 ])
