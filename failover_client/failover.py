@@ -20,7 +20,11 @@ The rules (design.md §4):
 6. A stream commits to a provider at its first chunk that carries output; failures before that
    fail over exactly as ``complete`` does.  Failures after it raise StreamInterruptedError with
    the partial output, or with ``on_stream_interrupt("resume")`` continue on the next provider
-   with the partial text as an assistant prefix, yielding only the continuation.
+   with the partial text as an assistant prefix, yielding only the continuation.  A stream its
+   consumer drops (``close()``, an exception thrown into it, KeyboardInterrupt, garbage
+   collection) ends its attempt as "abandoned": listed, hooked, logged, with the usage that
+   arrived (estimated otherwise); the breaker's permit goes back without counting a failure,
+   and the provider's connection is closed, not pooled half-read.
 7. With ``with_hedging(seconds)`` a slow attempt is raced by the next provider
    (failover_client.hedge).
 """
@@ -56,7 +60,7 @@ from .errors import (
 from .events import EventHooks
 from .health import FORCED, GO, HALF_OPEN, CircuitBreaker, HealthStore, MemoryHealthStore, Permit
 from .log import log_attempt, new_request_id
-from .provider import Provider
+from .provider import Provider, stream_usage
 from .ratelimit import RateLimit, estimate_tokens, used_tokens
 from .retry import Deadline, RetryPolicy
 from .types import Attempt, CompletionRequest, CompletionResponse, Message, StopReason, StreamChunk, Usage, collect
@@ -302,6 +306,8 @@ def _seconds_or_none(what: str, seconds: float | None) -> float | None:
     return seconds
 
 
+# What stops an attempt from outside, not as the provider's failure: it ends as "abandoned".
+_INTERRUPTIONS = (KeyboardInterrupt, SystemExit)
 # Why a provider was passed over, by the breaker's permit: (Attempt.error_type, Attempt.error).
 _SKIPPED = {
     "open": ("CircuitOpen", "circuit open"),
@@ -488,6 +494,14 @@ class _Run:
         else:
             self.config.health.release(attempt.name, attempt.permit)
 
+    def abandoned(self, attempt: _Try, usage: Usage | None = None) -> None:
+        """The caller dropped the attempt mid-way (see rule 6): neither a success nor the
+        provider's failure, so the breaker only gets its permit back (a half-open probe's slot
+        is free for the next call at once)."""
+        self._record(attempt, "abandoned", usage=usage)
+        if self.config.breaker is not None:
+            self.config.health.release(attempt.name, attempt.permit)
+
     def cancelled(self, attempt: _Try) -> None:
         """A hedge that lost: listed, and silent towards the breaker."""
         self._record(attempt, "cancelled")
@@ -622,6 +636,9 @@ class FailoverClient(Provider):
                 return started, attempt(started, run)
             except ProviderError as exc:
                 run.failed(started, exc)
+            except _INTERRUPTIONS:
+                run.abandoned(started, stream_usage(started.request, []))  # the prompt was sent: estimated
+                raise
         raise run.exhausted() from run.last_error
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
@@ -667,6 +684,9 @@ class FailoverClient(Provider):
                     continue
                 run.record(winner, exc)
                 raise self._interrupted(exc, shown, run) from exc
+            except BaseException:  # closed, thrown into, interrupted or collected by its consumer
+                run.abandoned(winner, stream_usage(winner.request, received))
+                raise
             finally:
                 opened.close()
             yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)))

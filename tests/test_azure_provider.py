@@ -12,9 +12,8 @@ from failover_client.errors import (
     AuthenticationError,
     ContentFilteredError,
     InvalidArgumentError,
-    InvalidRequestError,
-    ModelNotFoundError,
     MissingCredentialsError,
+    ModelNotFoundError,
     RateLimitError,
 )
 from failover_client.providers.azure import AzureOpenAIProvider

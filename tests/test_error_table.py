@@ -21,6 +21,7 @@ from failover_client import (
 from failover_client.errors import _STATUS_CLASSES, _WORD_CLASSES, ProviderError, ServerError
 from failover_client.testing import FakeProviderServer, Reply
 from failover_client.testing._bedrock import exception
+
 from raw_server import RawServer
 from support import PROTOCOLS, ask, make_provider
 

@@ -20,6 +20,7 @@ from failover_client import (
 from failover_client.failover import DEFAULT_TRIGGERS
 from failover_client.testing import Fault, Reply
 from failover_client.testing._bedrock import exception
+
 from raw_server import RawServer
 from support import PROTOCOLS, ask, make_provider
 

@@ -22,7 +22,6 @@ from failover_client import (
 )
 from failover_client.errors import (
     ContextLengthExceededError,
-    InvalidRequestError,
     ModelNotFoundError,
     OverloadedError,
     RateLimitError,

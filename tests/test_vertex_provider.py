@@ -13,9 +13,8 @@ from test_faults import DEADLINE, FAULTS, MODES, READ_TIMEOUT, expected_error
 from failover_client import (
     AuthenticationError,
     CompletionRequest,
-    InvalidRequestError,
-    ModelNotFoundError,
     Message,
+    ModelNotFoundError,
     OverloadedError,
     RateLimitError,
     StopReason,
