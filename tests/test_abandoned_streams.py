@@ -112,6 +112,20 @@ def test_an_interrupt_before_the_first_output_ends_the_attempt_too(fake_provider
     assert len(hooks.started) == 1 and "ESTABLISHED" not in tcp_states_to(fake_provider.port)
 
 
+def test_an_interrupted_plain_call_ends_its_attempt_too(fake_provider):
+    fake_provider.script("primary", Fault.stall_before_headers(30))
+    config = chain(fake_provider, "primary", "backup")
+    hooks = Hooks(config)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            FailoverClient(config).complete(ask())
+    finally:
+        timer.join()
+    assert [(e["outcome"], e["usage"].estimated) for e in hooks.ended] == [("abandoned", True)]
+
+
 @pytest.mark.parametrize("way", WAYS)
 def test_an_abandoned_half_open_probe_does_not_keep_a_recovered_provider_skipped(fake_provider, way):
     clock = FakeClock()
