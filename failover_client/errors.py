@@ -6,8 +6,10 @@ Design points, each from a bug users hit elsewhere:
   and rebuilds from ``cls(*exc.args)`` alone (Celery's JSON backends do that).
 * ``str()``/``repr()`` never show an API key: messages and body excerpts pass through
   :func:`redact` when the exception is made.
-* Status codes and provider error codes map to classes in :func:`error_for_status`, the same
-  for every protocol, so failover triggers mean the same thing everywhere.
+* Status codes and provider error codes map to classes in one table (``_WORD_CLASSES`` with
+  ``_STATUS_CLASSES``), read by :func:`error_for_status` (an HTTP answer) and
+  :func:`error_for_event` (an error inside a 200 stream) alike, for every protocol, so failover
+  triggers mean the same thing whichever way an error arrives.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 _KEY_PATTERNS = re.compile(
     r"\bsk-[A-Za-z0-9_\-*.]{6,}"  # OpenAI / Anthropic / DeepSeek style keys, incl. masked echoes
@@ -179,6 +181,11 @@ class ContentFilteredError(InvalidRequestError):
     pass
 
 
+class ModelNotFoundError(InvalidRequestError):
+    """The provider has no such model (unknown, retired, or not deployed there).  Another
+    provider may well serve it, so this is a default failover trigger; retrying here is not."""
+
+
 class NotSupportedError(ProviderError):
     """The provider has no such operation or option (raised before sending)."""
 
@@ -244,8 +251,64 @@ class BudgetExceededError(FailoverClientError):
         self.budget = budget
 
 
-# --- HTTP status + body -> exception class --------------------------------------------------
+# --- HTTP status / error body / in-stream error -> exception class: the one table ------------
 
+_STATUS_CLASSES: dict[int, type[ProviderError]] = {
+    400: InvalidRequestError, 401: AuthenticationError, 402: QuotaExceededError,
+    403: AuthenticationError, 404: ModelNotFoundError, 408: ProviderTimeoutError,
+    409: ServerError, 413: InvalidRequestError, 422: InvalidRequestError, 429: RateLimitError,
+    498: AuthenticationError, 500: ServerError, 502: ServerError, 503: OverloadedError,
+    504: ServerError, 529: OverloadedError,
+}
+# The words providers and proxies put in an error's ``type``, ``code`` or ``status`` (or AWS's
+# x-amzn-errortype header, or a Bedrock stream's :exception-type), lower-cased, and what each
+# means.  A word names the class whatever the status: a LiteLLM throttle inside a 200 stream, an
+# AWS throttle answered 400, OpenAI's model_not_found answered 400 by the Responses API.
+_WORD_CLASSES: dict[str, type[ProviderError]] = {
+    # rate limits: OpenAI, Anthropic, Google, AWS, LiteLLM and other proxies
+    "rate_limit_exceeded": RateLimitError, "rate_limit_error": RateLimitError, "rate_limit": RateLimitError,
+    "ratelimiterror": RateLimitError, "throttling_error": RateLimitError, "throttlingexception": RateLimitError,
+    "resource_exhausted": RateLimitError, "too_many_requests": RateLimitError,
+    "requests_limit_exceeded": RateLimitError, "tokens_limit_exceeded": RateLimitError,
+    # a used-up quota or unpaid bill: another provider may answer, this one will not soon
+    "insufficient_quota": QuotaExceededError, "billing_error": QuotaExceededError,
+    "quota_exceeded": QuotaExceededError, "billing_hard_limit_reached": QuotaExceededError,
+    "budget_exceeded": QuotaExceededError, "servicequotaexceededexception": QuotaExceededError,
+    # overloaded or not ready: the provider's capacity, not the request
+    "overloaded_error": OverloadedError, "overloaded": OverloadedError, "unavailable": OverloadedError,
+    "service_unavailable": OverloadedError, "serviceunavailableexception": OverloadedError,
+    "modelnotreadyexception": OverloadedError,
+    # server-side failures
+    "api_error": ServerError, "server_error": ServerError, "internal_server_error": ServerError,
+    "internal": ServerError, "internal_error": ServerError, "internalserverexception": ServerError,
+    "modelstreamerrorexception": ServerError, "modelerrorexception": ServerError,
+    # timeouts: the generation's own (Cohere's finish_reason TIMEOUT, AWS's 408); a timeout the
+    # provider reports from behind its gateway is a server error, as the 504 it comes with is
+    "timeout": ProviderTimeoutError, "modeltimeoutexception": ProviderTimeoutError,
+    "timeout_error": ServerError, "deadline_exceeded": ServerError,
+    # credentials and permissions
+    "authentication_error": AuthenticationError, "auth_error": AuthenticationError,
+    "invalid_api_key": AuthenticationError, "unauthenticated": AuthenticationError,
+    "permission_error": AuthenticationError, "permission_denied": AuthenticationError,
+    "accessdeniedexception": AuthenticationError, "unrecognizedclientexception": AuthenticationError,
+    "invalidsignatureexception": AuthenticationError, "expiredtokenexception": AuthenticationError,
+    # a request the provider will not take as it is
+    "invalid_request_error": InvalidRequestError, "invalid_argument": InvalidRequestError,
+    "validationexception": InvalidRequestError, "validation_error": InvalidRequestError,
+    "bad_request": InvalidRequestError, "bad_request_error": InvalidRequestError,
+    "request_too_large": InvalidRequestError, "failed_precondition": InvalidRequestError,
+    "context_length_exceeded": ContextLengthExceededError, "string_above_max_length": ContextLengthExceededError,
+    "model_context_window_exceeded": ContextLengthExceededError,
+    "content_filter": ContentFilteredError, "content_policy_violation": ContentFilteredError,
+    "responsibleaipolicyviolation": ContentFilteredError,
+    # no such model here (unknown id, retired, not deployed)
+    "model_not_found": ModelNotFoundError, "not_found_error": ModelNotFoundError, "not_found": ModelNotFoundError,
+    "deploymentnotfound": ModelNotFoundError, "resourcenotfoundexception": ModelNotFoundError,
+    "invalid_model": ModelNotFoundError, "model_decommissioned": ModelNotFoundError,
+}
+
+# What an error's message (with its code) says, for a class too broad to fail over on: checked in
+# order when the words and status gave only InvalidRequestError (or a 403), or nothing at all.
 _CONTEXT_MARKERS = re.compile(
     r"context_length_exceeded|context length|context window|prompt is too long|input is too long"
     r"|too many (input )?tokens|maximum number of tokens|exceeds the maximum|input too long"
@@ -257,65 +320,113 @@ _FILTER_MARKERS = re.compile(
     r"|content filtering policy|safety system|prohibited_content|blocked by|guardrail",
     re.IGNORECASE,
 )
-_QUOTA_MARKERS = re.compile(r"insufficient_quota|billing|exceeded your current quota|credit balance",
-                            re.IGNORECASE)
 # Google answers a bad key with 400 INVALID_ARGUMENT (ErrorInfo reason API_KEY_INVALID).
 _AUTH_MARKERS = re.compile(r"API_KEY_INVALID|API key not valid|API key expired", re.IGNORECASE)
+# Model-not-found wordings that come without a distinguishing code (docs/protocols-documents-errors.md
+# B.0): Bedrock's ValidationException, DeepSeek, OpenRouter, Ollama's and Cohere's plain messages.
+_MODEL_MISSING_MARKERS = re.compile(
+    r"model identifier is invalid|model not exist|not a valid model id|deploymentnotfound"
+    r"|\bmodels?\b[^.\n]{0,160}?(?:not found|does not exist|decommissioned|was removed on"
+    r"|no longer available|reached the end of its life)",
+    re.IGNORECASE,
+)
+_QUOTA_MARKERS = re.compile(r"insufficient_quota|billing|exceeded your current quota|credit balance",
+                            re.IGNORECASE)
+# Only for an error nothing else classified (a bare message inside a stream).
+_RATE_MARKERS = re.compile(r"rate limit|too many requests|throttl", re.IGNORECASE)
+_OVERLOAD_MARKERS = re.compile(r"overloaded", re.IGNORECASE)
+_NARROWING = ((_CONTEXT_MARKERS, ContextLengthExceededError), (_FILTER_MARKERS, ContentFilteredError),
+              (_AUTH_MARKERS, AuthenticationError), (_MODEL_MISSING_MARKERS, ModelNotFoundError))
+_UNCLASSIFIED = (*_NARROWING, (_QUOTA_MARKERS, QuotaExceededError), (_RATE_MARKERS, RateLimitError),
+                 (_OVERLOAD_MARKERS, OverloadedError))
 # Google's hint is a google.rpc.RetryInfo detail in the body, a proto Duration such as "37s" or "0.5s".
 _RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
 
-_STATUS_CLASSES: dict[int, type[ProviderError]] = {
-    400: InvalidRequestError, 401: AuthenticationError, 402: QuotaExceededError,
-    403: AuthenticationError, 404: InvalidRequestError, 408: ProviderTimeoutError,
-    409: ServerError, 413: InvalidRequestError, 422: InvalidRequestError, 429: RateLimitError,
-    498: AuthenticationError, 500: ServerError, 502: ServerError, 503: OverloadedError,
-    504: ServerError, 529: OverloadedError,
-}
-# Error codes that name the class whatever the status: AWS sends its exception type in the
-# x-amzn-errortype header, and a throttle or an unready model is not always a 429/503.
-_CODE_CLASSES: dict[str, type[ProviderError]] = {
-    "throttlingexception": RateLimitError,
-    "serviceunavailableexception": OverloadedError,
-    "modelnotreadyexception": OverloadedError,
-    "modeltimeoutexception": ProviderTimeoutError,
-    "accessdeniedexception": AuthenticationError,
-    "unrecognizedclientexception": AuthenticationError,
-    "invalidsignatureexception": AuthenticationError,
-    "expiredtokenexception": AuthenticationError,
-}
+
+def classify(status: int | None, words: Sequence[str], message: str) -> type[ProviderError]:
+    """The class of an error from its HTTP status (None inside a 200 stream), the words of its
+    type/code/status fields, and its message.
+
+    Words decide first: the first that names a class wins and a later one may only narrow it to a
+    subclass (OpenAI's type ``invalid_request_error`` with code ``context_length_exceeded``).  A
+    numeric word ("429", Google's ``code: 429``) stands for the status when there was none.  The
+    status then decides, narrows what the words said (``server_error`` answered 503 is
+    overload), or overrides the generic ``invalid_request_error``.  Last, the message narrows a
+    class too broad to act on."""
+    cls: type[ProviderError] | None = None
+    for word in words:
+        if status is None and word.isdigit() and 400 <= int(word) < 600:
+            status = int(word)
+        named = _WORD_CLASSES.get(word)
+        if named is not None and (cls is None or issubclass(named, cls)):
+            cls = named
+    by_status = None
+    if status is not None:
+        by_status = _STATUS_CLASSES.get(status) or (ServerError if status >= 500 else InvalidRequestError)
+    if by_status is not None and (cls is None or cls is InvalidRequestError or issubclass(by_status, cls)):
+        cls = by_status  # a generic "invalid request" word says less than a 503 or a 401
+    if cls is None:  # a bare message: say what it says, else the provider failed
+        return next((found for marker, found in _UNCLASSIFIED if marker.search(message)), ServerError)
+    text = " ".join((*words, message))
+    if cls is InvalidRequestError or status == 403:
+        return next((found for marker, found in _NARROWING if marker.search(text)), cls)
+    if cls is RateLimitError and "resource_exhausted" not in words and _QUOTA_MARKERS.search(text):
+        return QuotaExceededError  # Google words every per-minute limit as "exceeded your current quota"
+    return cls
 
 
-def parse_error_body(body: str) -> tuple[str, str | None]:
-    """(message, code) from any provider's error JSON; the raw excerpt when it is not JSON.
+def _word(value: Any) -> str | None:
+    """An error field as a table word: AWS's ``ThrottlingException:http://...`` and
+    ``namespace#Type`` forms cut to the type; numbers as their digits."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    word = str(value).strip().split(":", 1)[0].rpartition("#")[2].lower()
+    return word or None
 
-    Covers OpenAI/Azure ``{"error": {message, type, code}}``, Anthropic
-    ``{"type": "error", "error": {type, message}}``, Google ``{"error": {code, message, status}}``,
-    Cohere/Bedrock ``{"message": ...}`` and Ollama ``{"error": "..."}``.
+
+def _parse(body: str) -> tuple[str, str | None, list[str]]:
+    """(message, the code to report, every word to classify by) from any provider's error JSON;
+    the raw excerpt when it is not JSON.
+
+    Covers OpenAI/Azure ``{"error": {message, type, code}}`` (Azure's ``innererror.code`` too),
+    Anthropic ``{"type": "error", "error": {type, message}}``, Google ``{"error": {code, message,
+    status}}``, Cohere/Bedrock ``{"message": ...}``, Mistral's top-level ``type``/``code`` and
+    Ollama ``{"error": "..."}``.
     """
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
-        return _html_title(body) or body.strip()[:200], None
+        return _html_title(body) or body.strip()[:200], None, []
     if isinstance(data, list) and data:
         data = data[0]  # Google sometimes wraps the error in a one-element list
     if not isinstance(data, dict):
-        return str(data)[:200], None
+        return str(data)[:200], None, []
     err = data.get("error", data)
     if isinstance(err, str):
-        return err, None
+        return err, None, []
     if not isinstance(err, dict):
-        return str(err)[:200], None
+        return str(err)[:200], None, []
     message = err.get("message") or data.get("message") or err.get("Message") or data.get("detail") or ""
     if not isinstance(message, str):  # FastAPI-style hosts send {"detail": [{...}, ...]}
         message = json.dumps(message)[:300]
+    inner = err.get("innererror")
+    inner_code = inner.get("code") if isinstance(inner, dict) else None
+    fields = [err.get("code"), inner_code, err.get("status"), err.get("type"), data.get("__type"),
+              data.get("code"), data.get("type")]
+    words = [w for w in map(_word, fields) if w is not None and w not in ("error", "none", "null")]
     code = err.get("code")
     if isinstance(code, int) and isinstance(err.get("status"), str):
         code = err["status"]  # Google: the numeric code repeats the HTTP status, "status" names the error
     code = code or err.get("status") or err.get("type") or data.get("__type")
-    inner = err.get("innererror")
-    if isinstance(inner, dict) and inner.get("code"):
-        code = f"{code} {inner['code']}"
-    return str(message), None if code is None else str(code)
+    if inner_code:
+        code = f"{code} {inner_code}"
+    return str(message), None if code is None else str(code), words
+
+
+def parse_error_body(body: str) -> tuple[str, str | None]:
+    """(message, code) from any provider's error JSON; the raw excerpt when it is not JSON."""
+    message, code, _ = _parse(body)
+    return message, code
 
 
 def _html_title(body: str) -> str | None:
@@ -323,52 +434,31 @@ def _html_title(body: str) -> str | None:
     return f"non-JSON error page: {match.group(1).strip()}" if match else None
 
 
-def error_for_status(status: int, body: str, *, code: str | None = None, **fields: Any) -> ProviderError:
-    """The exception for a non-2xx answer: the status picks a class, then the provider's error
-    code or message refines it (context length, content filter, exhausted quota).  ``code`` is
-    the error code when it travels outside the body (AWS's x-amzn-errortype header)."""
-    message, body_code = parse_error_body(body)
-    code = body_code or code
-    cls = (_CODE_CLASSES.get((code or "").lower()) or _STATUS_CLASSES.get(status)
-           or (ServerError if status >= 500 else InvalidRequestError))
-    marker_text = f"{code or ''} {message}"
-    if cls is InvalidRequestError or status == 403:
-        if _CONTEXT_MARKERS.search(marker_text):
-            cls = ContextLengthExceededError
-        elif _FILTER_MARKERS.search(marker_text):
-            cls = ContentFilteredError
-        elif _AUTH_MARKERS.search(marker_text):
-            cls = AuthenticationError
-    elif cls is RateLimitError and code != "RESOURCE_EXHAUSTED" and _QUOTA_MARKERS.search(marker_text):
-        cls = QuotaExceededError  # Google words every per-minute limit as "exceeded your current quota"
-    if cls is ServerError and code and "overloaded" in code.lower():
-        cls = OverloadedError
+def error_from_body(status: int | None, body: str, *, code: str | None = None, **fields: Any) -> ProviderError:
+    """The exception for an error body, classified by :func:`classify`.  ``status`` is None for
+    an error inside a 200 stream (the exception's ``status`` is None then too); ``code`` is the
+    error code when it travels outside the body (AWS's x-amzn-errortype header, a Bedrock
+    stream's :exception-type)."""
+    message, body_code, words = _parse(body)
+    outside = _word(code)
+    if outside is not None:
+        words.append(outside)
+    cls = classify(status, words, message)
     if fields.get("retry_after") is None:
         delay = _RETRY_DELAY.search(body)
         if delay:
             fields["retry_after"] = float(delay.group(1))
-    return cls(message or f"HTTP {status}", status=status, body=body, code=code, **fields)
+    default = f"HTTP {status}" if status is not None else "the provider reported an error in the stream"
+    return cls(message or default, status=status, body=body, code=body_code or code, **fields)
+
+
+def error_for_status(status: int, body: str, *, code: str | None = None, **fields: Any) -> ProviderError:
+    """The exception for a non-2xx answer (see :func:`classify`)."""
+    return error_from_body(status, body, code=code, **fields)
 
 
 def error_for_event(error: Any, **fields: Any) -> ProviderError:
     """The exception for an error reported inside a 200 stream (Anthropic ``event: error``,
-    OpenAI ``data: {"error": ...}``): classified by its type/code as if it had a status."""
-    body = json.dumps({"error": error})
-    message, code = parse_error_body(body)
-    kind = (code or "").lower()
-    http_code = error.get("code") if isinstance(error, dict) else None
-    if isinstance(http_code, int) and 400 <= http_code < 600:
-        status = http_code  # Google's error objects carry the HTTP status they stand for
-    elif "overloaded" in kind:
-        status = 529
-    elif "rate_limit" in kind or "resource_exhausted" in kind or "throttl" in kind:
-        status = 429
-    elif "invalid_request" in kind or "validation" in kind:
-        status = 400
-    elif "authentication" in kind or "permission" in kind:
-        status = 401
-    else:
-        status = 500
-    exc = error_for_status(status, body, **fields)
-    exc.status = None  # the HTTP status was 200; the class carries the meaning
-    return exc
+    OpenAI ``data: {"error": ...}``, Gemini's error object, Ollama's error line): classified by
+    the same table as an HTTP answer, its numeric code standing for the status."""
+    return error_from_body(None, json.dumps({"error": error}), **fields)

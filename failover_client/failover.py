@@ -20,7 +20,11 @@ The rules (design.md §4):
 6. A stream commits to a provider at its first chunk that carries output; failures before that
    fail over exactly as ``complete`` does.  Failures after it raise StreamInterruptedError with
    the partial output, or with ``on_stream_interrupt("resume")`` continue on the next provider
-   with the partial text as an assistant prefix, yielding only the continuation.
+   with the partial text as an assistant prefix, yielding only the continuation.  A stream its
+   consumer drops (``close()``, an exception thrown into it, KeyboardInterrupt, garbage
+   collection) ends its attempt as "abandoned": listed, hooked, logged, with the usage that
+   arrived (estimated otherwise); the breaker's permit goes back without counting a failure,
+   and the provider's connection is closed, not pooled half-read.
 7. With ``with_hedging(seconds)`` a slow attempt is raced by the next provider
    (failover_client.resilience.hedge).
 """
@@ -42,6 +46,7 @@ from .errors import (
     FailoverClientError,
     InvalidArgumentError,
     InvalidRequestError,
+    ModelNotFoundError,
     NetworkError,
     ProviderError,
     ProviderTimeoutError,
@@ -54,7 +59,7 @@ from .errors import (
 from .health import FORCED, GO, HALF_OPEN, CircuitBreaker, HealthStore, MemoryHealthStore, Permit
 from .log import log_attempt, new_request_id
 from .log.events import EventHooks
-from .provider import Provider
+from .provider import Provider, stream_usage
 from .resilience.balance import Strategy, arrange, make_strategy
 from .resilience.ratelimit import RateLimit, estimate_tokens, used_tokens
 from .retry import Deadline, RetryPolicy
@@ -73,14 +78,17 @@ class FailoverTrigger(enum.Enum):
     AUTH_ERROR = (AuthenticationError,)
     CONTEXT_LENGTH = (ContextLengthExceededError,)
     CONTENT_FILTER = (ContentFilteredError,)
+    MODEL_NOT_FOUND = (ModelNotFoundError,)
     ANY_ERROR = (ProviderError,)
 
     def matches(self, exc: BaseException) -> bool:
         return isinstance(exc, self.value)
 
 
+# A model missing on one provider is that provider's problem: the next one may have it.
 DEFAULT_TRIGGERS = frozenset({FailoverTrigger.RATE_LIMIT, FailoverTrigger.SERVER_ERROR,
-                              FailoverTrigger.TIMEOUT, FailoverTrigger.NETWORK_ERROR})
+                              FailoverTrigger.TIMEOUT, FailoverTrigger.NETWORK_ERROR,
+                              FailoverTrigger.MODEL_NOT_FOUND})
 # The errors that may have fallback lists of their own, by route name.
 ROUTED_ERRORS: dict[str, type[ProviderError]] = {
     "context_length": ContextLengthExceededError,
@@ -528,6 +536,14 @@ class _Run:
         else:
             self.config.health.release(attempt.name, attempt.permit)
 
+    def abandoned(self, attempt: _Try, usage: Usage | None = None) -> None:
+        """The caller dropped the attempt mid-way (see rule 6): neither a success nor the
+        provider's failure, so the breaker only gets its permit back (a half-open probe's slot
+        is free for the next call at once)."""
+        self._record(attempt, "abandoned", usage=usage)
+        if self.config.breaker is not None:
+            self.config.health.release(attempt.name, attempt.permit)
+
     def cancelled(self, attempt: _Try) -> None:
         """A hedge that lost: listed, and silent towards the breaker."""
         self._record(attempt, "cancelled")
@@ -700,8 +716,8 @@ class FailoverClient(Provider):
                 return started, attempt(started, run)
             except ProviderError as exc:
                 run.failed(started, exc)
-            except BaseException:
-                run.cancelled(started)  # interrupted (Ctrl-C in a notebook): free its probe slot, say so
+            except BaseException:  # interrupted (Ctrl-C in a notebook): free its probe slot, say so
+                run.abandoned(started, stream_usage(started.request, []))  # the prompt was sent: estimated
                 raise
         raise run.exhausted() from run.last_error
 
@@ -773,8 +789,8 @@ class FailoverClient(Provider):
                     continue
                 run.record(winner, exc)
                 raise self._interrupted(exc, shown, run) from exc
-            except BaseException:
-                run.cancelled(winner)  # the consumer stopped early: a client hung up, or Ctrl-C
+            except BaseException:  # closed, thrown into, interrupted or collected by its consumer
+                run.abandoned(winner, stream_usage(winner.request, received))
                 raise
             finally:
                 opened.close()

@@ -22,6 +22,8 @@ from .errors import (
     NotSupportedError,
     ResponseDecodeError,
     ResponseTooLargeError,
+    error_for_event,
+    parse_error_body,
     redact,
     register_secrets,
 )
@@ -36,7 +38,9 @@ from .types import (
     ThinkingBlock,
     TokenCountRequest,
     TokenCountResult,
+    ToolCallDelta,
     ToolUseBlock,
+    Usage,
     malformed_usage_field,
 )
 
@@ -262,14 +266,13 @@ class HttpProvider(Provider):
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
         response = self._send(request, False, Deadline(timeout))
-        data = response.json()
-        try:
-            answer = self._parse(data, request)
-        except _MALFORMED as exc:
-            raise self._malformed(exc, request) from None
-        malformed = malformed_response_field(answer)
-        if malformed is not None:
-            raise self._bad_field(malformed, request)
+        return self._answer(response, request)
+
+    def _answer(self, response: HttpResponse, request: CompletionRequest) -> CompletionResponse:
+        """A complete JSON answer, with usage estimated here when the provider reported none."""
+        answer = self._answer_from(response.json(), request)
+        if not answer.usage.total_tokens:
+            answer.usage = stream_usage(request, list(answer_chunks(answer)))
         return answer
 
     def complete_stream(self, request: CompletionRequest, *,
@@ -277,10 +280,22 @@ class HttpProvider(Provider):
         response = self._send(request, True, Deadline(timeout))
         completed = False
         try:
-            for chunk in self._parse_stream(response, request):
+            media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type == "application/json":  # a server that ignored stream: true (LiteLLM's proxy)
+                chunks = answer_chunks(self._stream_answer(response, request))
+            elif media_type and media_type not in STREAM_MEDIA_TYPES:
+                raise self._not_a_stream(response, request, media_type)
+            else:
+                chunks = self._parse_stream(response, request)
+            seen: list[StreamChunk] = []
+            for chunk in chunks:
                 if (malformed := malformed_chunk_field(chunk)) is not None:
                     raise self._bad_field(malformed, request)
+                seen.append(chunk)
                 yield chunk
+            usage = stream_usage(request, seen)
+            if usage.estimated:  # the provider reported none: ours ends the stream
+                yield StreamChunk(usage=usage, provider=self.name)
             completed = True
         except FailoverClientError:
             raise
@@ -293,6 +308,37 @@ class HttpProvider(Provider):
                 response.finish()  # the terminal event arrived: keep the connection for reuse
             else:
                 response.close()
+
+    def _stream_answer(self, response: HttpResponse, request: CompletionRequest) -> CompletionResponse:
+        """The complete answer a server sent instead of a stream, or the error it holds."""
+        data = response.json()
+        error = data.get("error") if isinstance(data, dict) else None
+        if error:
+            raise error_for_event(error, provider=self.name, model=request.model)
+        return self._answer_from(data, request)
+
+    def _answer_from(self, data: Any, request: CompletionRequest) -> CompletionResponse:
+        """The wire mapping's answer to ``data``, checked: any malformed field is our error."""
+        try:
+            answer = self._parse(data, request)
+        except _MALFORMED as exc:
+            raise self._malformed(exc, request) from None
+        malformed = malformed_response_field(answer)
+        if malformed is not None:
+            raise self._bad_field(malformed, request)
+        return answer
+
+    def _not_a_stream(self, response: HttpResponse, request: CompletionRequest, media_type: str) -> ResponseDecodeError:
+        """A 200 that is neither a stream nor an answer: a captive portal's or a proxy's page."""
+        excerpt = b""
+        for piece in response.iter_bytes():
+            excerpt += piece
+            if len(excerpt) >= _EXCERPT_BYTES:
+                break
+        text = excerpt[:_EXCERPT_BYTES].decode("utf-8", "replace")
+        what = parse_error_body(text)[0]  # an HTML page's title, else the start of the body
+        return ResponseDecodeError(f"{self.name} answered a stream request with {media_type}, not a stream: {what}",
+                                   provider=self.name, model=request.model, body=text)
 
     def _malformed(self, exc: Exception, request: CompletionRequest) -> ResponseDecodeError:
         """A body that parsed but does not have the protocol's shape (or an event that is not JSON)."""
@@ -309,6 +355,11 @@ class HttpProvider(Provider):
 # (RecursionError: JSON nested thousands deep; OverflowError: a count of Infinity made an int).
 _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, RecursionError,
               StreamDecodeError)
+# The content types a stream of ours comes in: SSE, NDJSON (Ollama), AWS event stream (Bedrock).
+STREAM_MEDIA_TYPES = frozenset({"text/event-stream", "application/x-ndjson", "application/vnd.amazon.eventstream"})
+_EXCERPT_BYTES = 2048
+
+
 
 
 # --- what a wire mapping produced, checked once for every protocol --------------------------
@@ -357,3 +408,38 @@ def malformed_response_field(answer: CompletionResponse) -> str | None:
                                                 or block.input.__class__ is not dict):
             return f"content[{i}] (a tool call)"
     return malformed_usage_field(answer.usage)
+
+
+def answer_chunks(answer: CompletionResponse) -> Iterator[StreamChunk]:
+    """A complete answer as the stream that would have carried it: identity, each block's
+    content in order, then one chunk with the stop reason and usage."""
+    provider = answer.provider
+    yield StreamChunk(id=answer.id or None, model=answer.model or None, provider=provider)
+    for index, block in enumerate(answer.content):
+        if isinstance(block, TextBlock):
+            yield StreamChunk(text=block.text, provider=provider)
+        elif isinstance(block, ToolUseBlock):
+            call = ToolCallDelta(index, block.id, block.name, json.dumps(block.input))
+            yield StreamChunk(tool_call=call, provider=provider)
+        elif isinstance(block, ThinkingBlock):
+            if block.redacted_data is not None:
+                yield StreamChunk(redacted_thinking=block.redacted_data, provider=provider)
+            else:
+                yield StreamChunk(thinking=block.thinking, signature=block.signature, provider=provider)
+    if answer.refusal:
+        yield StreamChunk(refusal=answer.refusal, provider=provider)
+    yield StreamChunk(stop_reason=answer.stop_reason, raw_stop_reason=answer.raw_stop_reason, usage=answer.usage,
+                      provider=provider)
+
+
+def stream_usage(request: CompletionRequest, chunks: list[StreamChunk]) -> Usage:
+    """The usage a stream reported (its last report is the total) or, when it reported none (yet:
+    an abandoned stream), our estimate from the request and the output so far."""
+    reported = next((c.usage for c in reversed(chunks) if c.usage is not None and c.usage.total_tokens), None)
+    if reported is not None:
+        return reported
+    from .tokens import estimate_usage
+
+    output = "".join((chunk.text or "") + (chunk.thinking or "") + (chunk.refusal or "")
+                     + (chunk.tool_call.arguments if chunk.tool_call is not None else "") for chunk in chunks)
+    return estimate_usage(request, output)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import InvalidArgumentError
-from .types import CompletionRequest, TokenCountRequest, TokenCountResult
+from .types import CompletionRequest, ImageBlock, TokenCountRequest, TokenCountResult, Usage
 
 O200K = "o200k_base"
 CL100K = "cl100k_base"
@@ -227,3 +227,30 @@ def _count_tools(tally: _Tally, tools: list[Mapping[str, Any]], per_function: in
 def _sentence(text: Any) -> str:
     text = str(text or "")
     return text[:-1] if text.endswith(".") else text
+
+
+def estimate_usage(request: CompletionRequest, output: str) -> Usage:
+    """Usage for an answer whose provider reported none, flagged ``estimated``: the prompt counted
+    as a Chat Completions body would carry it (:func:`count_chat_body`) and the output text, with
+    the model's tokenizer when tiktoken and its encoding are at hand (o200k_base for other vendors'
+    models, which is near), else the four-characters-a-token heuristic."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": request.system_text}] if request.system else []
+    for message in request.messages:
+        parts = [{"type": "image_url"} if isinstance(block, ImageBlock) else {"type": "text", "text": text}
+                 for block in message.content if isinstance(block, ImageBlock) or (text := _block_text(block))]
+        messages.append({"role": getattr(message.role, "value", message.role), "content": parts})
+    tools = [{"type": "function", "function": {"name": tool.name, "description": tool.description,
+                                               "parameters": tool.input_schema}} for tool in request.tools or ()]
+    prompt = count_chat_body({"model": request.model, "messages": messages, "tools": tools})
+    encoding = load_encoding(encoding_for_model(request.model) or O200K)
+    output_tokens = len(encoding.encode_ordinary(output)) if encoding is not None else estimate_text_tokens(output)
+    return Usage(input_tokens=prompt.input_tokens, output_tokens=output_tokens, estimated=True)
+
+
+def _block_text(block: Any) -> str:
+    """A content block as the text a tokenizer would see: text, reasoning, or a tool call's input."""
+    text = getattr(block, "text", None) or getattr(block, "thinking", None)
+    if isinstance(text, str):
+        return text
+    tool_input = getattr(block, "input", None)
+    return json.dumps(tool_input) if tool_input is not None else ""

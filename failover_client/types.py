@@ -291,13 +291,16 @@ class ResponseFormat(JsonMixin):
 @dataclass(slots=True)
 class Usage(JsonMixin):
     """Token counts under one rule for every provider: ``input_tokens`` is the whole prompt as
-    billed (cache reads and writes included), ``output_tokens`` includes ``reasoning_tokens``."""
+    billed (cache reads and writes included), ``output_tokens`` includes ``reasoning_tokens``.
+    ``estimated`` is True when the provider reported nothing and the counts are ours (see
+    failover_client.tokens.estimate_usage), so trackers and budgets never read a silent zero."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:

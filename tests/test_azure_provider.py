@@ -12,8 +12,8 @@ from failover_client.errors import (
     AuthenticationError,
     ContentFilteredError,
     InvalidArgumentError,
-    InvalidRequestError,
     MissingCredentialsError,
+    ModelNotFoundError,
     RateLimitError,
 )
 from failover_client.providers.azure import AzureOpenAIProvider
@@ -154,7 +154,7 @@ def test_tool_calls_use_the_openai_mapping(fake_provider, call):
 @pytest.mark.parametrize("fault, error, status, code", [
     (Fault.content_filter(), ContentFilteredError, 400, "content_filter ResponsibleAIPolicyViolation"),
     (Fault.rate_limit(retry_after=6, retry_after_ms=6000), RateLimitError, 429, "429"),
-    (Fault.status(404), InvalidRequestError, 404, "DeploymentNotFound"),
+    (Fault.status(404), ModelNotFoundError, 404, "DeploymentNotFound"),
     (Fault.status(401), AuthenticationError, 401, "401"),
 ])
 def test_azure_errors(fake_provider, call, fault, error, status, code):

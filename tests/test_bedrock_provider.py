@@ -27,6 +27,7 @@ from failover_client import (
     InvalidRequestError,
     Message,
     MissingCredentialsError,
+    ModelNotFoundError,
     NetworkError,
     NotSupportedError,
     OverloadedError,
@@ -447,7 +448,7 @@ def test_endpoint_from_the_region_and_bad_arguments():
                                  "200000 maximum", ContextLengthExceededError),
     (400, "ValidationException", "The model returned the following errors: Input Tokens Exceeded: Number of "
                                  "input tokens exceeds maximum length.", ContextLengthExceededError),
-    (400, "ValidationException", "The provided model identifier is invalid.", InvalidRequestError),
+    (400, "ValidationException", "The provided model identifier is invalid.", ModelNotFoundError),
 ])
 def test_the_error_type_header_classifies_errors(fake_provider, call, status, error_type, message, expected):
     fake_provider.script("p", Fault.status(status, error_type=error_type, message=message))

@@ -25,8 +25,8 @@ from failover_client.errors import (
     AuthenticationError,
     ContentFilteredError,
     ContextLengthExceededError,
-    InvalidRequestError,
     MissingCredentialsError,
+    ModelNotFoundError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
@@ -238,7 +238,7 @@ def test_an_error_after_output_interrupts_the_stream_with_its_message(fake_provi
     (Fault.rate_limit(), RateLimitError, 429, "Trial key"),
     (Fault.context_length(), ContextLengthExceededError, 400, "too many tokens"),
     (Fault.content_filter(), ContentFilteredError, 400, "blocked"),
-    (Fault.status(404), InvalidRequestError, 404, "model 'gpt-4o' not found"),
+    (Fault.status(404), ModelNotFoundError, 404, "model 'gpt-4o' not found"),
     (Fault.status(402), QuotaExceededError, 402, "status 402"),
     (Fault.status(498), AuthenticationError, 498, "status 498"),
 ])

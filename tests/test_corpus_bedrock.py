@@ -43,6 +43,7 @@ from failover_client.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     InvalidRequestError,
+    ModelNotFoundError,
     ProviderError,
     RateLimitError,
 )
@@ -221,7 +222,9 @@ def expected_error(interaction: Interaction) -> tuple[type[ProviderError], str, 
         cls = RateLimitError
     elif "too long" in message.lower() or "input tokens exceeded" in message.lower():
         cls = ContextLengthExceededError
-    elif interaction.status in (400, 404):
+    elif interaction.status == 404 or "model identifier is invalid" in message:
+        cls = ModelNotFoundError
+    elif interaction.status == 400:
         cls = InvalidRequestError
     else:
         raise AssertionError(f"no contract for HTTP {interaction.status}")

@@ -25,6 +25,7 @@ from failover_client.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     InvalidRequestError,
+    ModelNotFoundError,
     ProviderError,
 )
 from failover_client.provider import HttpProvider
@@ -174,7 +175,9 @@ def expected_error(case: Case) -> tuple[type[ProviderError], str]:
     if interaction.status == 401:
         return AuthenticationError, message
     too_long = data.get("error_type") == "TOO_MANY_TOKENS" or "context length" in message
-    if interaction.status in (400, 404):
+    if interaction.status == 404 or "not found" in message:
+        return ModelNotFoundError, message
+    if interaction.status == 400:
         return (ContextLengthExceededError if too_long else InvalidRequestError), message
     raise AssertionError(f"{case.id}: no contract for HTTP {interaction.status}")
 

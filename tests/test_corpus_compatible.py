@@ -23,6 +23,7 @@ from failover_client.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     InvalidRequestError,
+    ModelNotFoundError,
     ProviderError,
     QuotaExceededError,
     RateLimitError,
@@ -174,8 +175,10 @@ def expected_error(status: int, error: Any) -> tuple[type[ProviderError], str]:
     text = f"{error.get('code') or ''} {error.get('type') or ''} {message}".lower()
     if "maximum context length" in text or "context_length_exceeded" in text:
         return ContextLengthExceededError, message
+    if "model_not_found" in text:
+        return ModelNotFoundError, message
     classes = {400: InvalidRequestError, 401: AuthenticationError, 403: AuthenticationError,
-               404: InvalidRequestError, 422: InvalidRequestError,
+               404: ModelNotFoundError, 422: InvalidRequestError,
                429: QuotaExceededError if "insufficient_quota" in text else RateLimitError}
     return classes.get(status, ServerError if status >= 500 else ProviderError), message
 

@@ -35,6 +35,7 @@ from failover_client.errors import (
     AuthenticationError,
     ContextLengthExceededError,
     InvalidRequestError,
+    ModelNotFoundError,
     OverloadedError,
     ProviderError,
     RateLimitError,
@@ -198,7 +199,9 @@ def expected_error(status: int, body: bytes) -> tuple[type[ProviderError], str, 
         cls = AuthenticationError
     elif status == 400 and "exceeds the maximum number of tokens" in error["message"]:
         cls = ContextLengthExceededError
-    elif status in (400, 404):
+    elif status == 404:
+        cls = ModelNotFoundError
+    elif status == 400:
         cls = InvalidRequestError
     elif status == 429:
         cls = RateLimitError  # Google's RESOURCE_EXHAUSTED is a rate limit, whatever its wording

@@ -22,6 +22,7 @@ from failover_client.errors import (
     ContentFilteredError,
     ContextLengthExceededError,
     InvalidRequestError,
+    ModelNotFoundError,
     OverloadedError,
     ProviderError,
     QuotaExceededError,
@@ -289,7 +290,9 @@ def expected_error(status: int, body: bytes) -> tuple[type[ProviderError], str]:
     cls: type[ProviderError]
     if status in (401, 403):
         cls = AuthenticationError
-    elif status in (400, 404, 422):
+    elif status == 404 or "model_not_found" in marker:
+        cls = ModelNotFoundError
+    elif status in (400, 422):
         if "context_length_exceeded" in marker or "prompt is too long" in marker:
             cls = ContextLengthExceededError
         elif "content_filter" in marker:

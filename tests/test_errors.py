@@ -12,6 +12,7 @@ from failover_client import (
     ContentFilteredError,
     ContextLengthExceededError,
     InvalidRequestError,
+    ModelNotFoundError,
     OverloadedError,
     ProviderTimeoutError,
     QuotaExceededError,
@@ -48,7 +49,7 @@ def anthropic_body(type_, message):
      ContextLengthExceededError),
     (400, json.dumps({"error": {"code": "content_filter", "message": "The response was filtered due to the prompt "
                                 "triggering Azure OpenAI's content management policy."}}), ContentFilteredError),
-    (404, openai_body("The model 'x' does not exist", "model_not_found"), InvalidRequestError),
+    (404, openai_body("The model 'x' does not exist", "model_not_found"), ModelNotFoundError),
     (422, "{}", InvalidRequestError),
     (408, "", ProviderTimeoutError),
     (409, "", ServerError),

@@ -53,10 +53,10 @@ FAULTS = {
     "malformed json": (Fault.malformed_json(), ResponseDecodeError, ResponseDecodeError),
     # OpenAI (and Azure) report a mid-stream overload as a server_error object; Anthropic as
     # overloaded_error; Cohere as message-end with finish_reason ERROR and Ollama as an
-    # {"error": "..."} line, neither of which names a kind of error
+    # {"error": "..."} line, neither of which names a kind of error: their message says it
     "error event": (Fault.stream_error_event(0, "overloaded_error", "Overloaded"), OverloadedError,
-                    {"openai": ServerError, "anthropic": OverloadedError, "cohere": ServerError,
-                     "ollama": ServerError, "azure": ServerError, "responses": ServerError,
+                    {"openai": ServerError, "anthropic": OverloadedError, "cohere": OverloadedError,
+                     "ollama": OverloadedError, "azure": ServerError, "responses": ServerError,
                      # Bedrock sends a serviceUnavailableException frame: overloaded, as its 503 is
                      "bedrock": OverloadedError,
                      # Gemini and Vertex send {"error": {"code": 503, "status": "UNAVAILABLE"}}: the

@@ -17,6 +17,7 @@ from failover_client import (
     ImageBlock,
     InvalidRequestError,
     Message,
+    ModelNotFoundError,
     NetworkError,
     NotSupportedError,
     OverloadedError,
@@ -444,7 +445,7 @@ def test_rate_limit_retry_after_comes_from_retry_info(fake_provider):
     (Fault.status(500), ServerError, "INTERNAL"),
     (Fault.status(504), ServerError, "DEADLINE_EXCEEDED"),
     (Fault.status(403), AuthenticationError, "PERMISSION_DENIED"),
-    (Fault.status(404), InvalidRequestError, "NOT_FOUND"),
+    (Fault.status(404), ModelNotFoundError, "NOT_FOUND"),
 ])
 @pytest.mark.parametrize("stream", [False, True])
 def test_google_errors_map_to_our_classes(fake_provider, fault, error, code, stream):

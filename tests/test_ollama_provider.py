@@ -22,7 +22,7 @@ from failover_client import (
 )
 from failover_client.errors import (
     ContextLengthExceededError,
-    InvalidRequestError,
+    ModelNotFoundError,
     OverloadedError,
     RateLimitError,
     ServerError,
@@ -193,7 +193,7 @@ def test_an_error_line_after_output_interrupts_the_stream(fake_provider):
 
 
 @pytest.mark.parametrize("fault, error, status, message", [
-    (Fault.status(404), InvalidRequestError, 404, "model 'gpt-4o' not found"),
+    (Fault.status(404), ModelNotFoundError, 404, "model 'gpt-4o' not found"),
     (Fault.context_length(), ContextLengthExceededError, 400, "exceeds the context length"),
     (Fault.rate_limit(), RateLimitError, 429, "too many requests"),
     (Fault.overloaded(), OverloadedError, 503, "server busy"),

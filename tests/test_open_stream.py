@@ -81,5 +81,5 @@ def test_dropping_the_stream_early_closes_the_upstream_connection(fake_provider,
         with client.open_stream(ask(stream=True)) as stream:
             assert tcp_states_to(fake_provider.port).count("ESTABLISHED") == 1
     assert "ESTABLISHED" not in tcp_states_to(fake_provider.port)
-    assert outcomes(stream.attempts) == [("primary", "cancelled", None)]  # logged and told to the hooks
+    assert outcomes(stream.attempts) == [("primary", "abandoned", None)]  # logged and told to the hooks
     assert client.complete(ask()).text == "Hello!"  # and the client goes on working

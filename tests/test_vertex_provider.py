@@ -13,8 +13,8 @@ from test_faults import DEADLINE, FAULTS, MODES, READ_TIMEOUT, expected_error
 from failover_client import (
     AuthenticationError,
     CompletionRequest,
-    InvalidRequestError,
     Message,
+    ModelNotFoundError,
     OverloadedError,
     RateLimitError,
     StopReason,
@@ -181,7 +181,7 @@ def test_gemini_count_tokens_sends_the_prompt_fields_directly(fake_provider):
 
 @pytest.mark.parametrize("fault, error, code, message", [
     (Fault.rate_limit(), RateLimitError, "RESOURCE_EXHAUSTED", "Resource exhausted"),
-    (Fault.status(404), InvalidRequestError, "NOT_FOUND",
+    (Fault.status(404), ModelNotFoundError, "NOT_FOUND",
      f"Publisher Model `projects/test-project/locations/us-central1/publishers/google/models/{GEMINI}`"),
     (Fault.overloaded(), OverloadedError, "UNAVAILABLE", "overloaded"),
 ])

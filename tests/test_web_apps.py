@@ -4,7 +4,7 @@ concurrent plain and streamed requests while the primary fails 30% of the time, 
 hanging up mid-stream, then every provider down.
 
 Proven: every answer is whole; a hang-up closes its upstream stream (each is logged as a
-"cancelled" attempt by the worker that served it); the workers hold no more connections to the
+"abandoned" attempt by the worker that served it); the workers hold no more connections to the
 provider than their threads can use; a chain that is down answers 502 before any header;
 ``--preload`` (the Django project builds its client in the master) works.
 """
@@ -129,10 +129,10 @@ def hang_up(port):
     return response.status, first
 
 
-def cancelled_attempts(log_path):
+def abandoned_attempts(log_path):
     if not log_path.exists():
         return 0
-    return sum(json.loads(line).get("outcome") == "cancelled" for line in log_path.read_text().splitlines())
+    return sum(json.loads(line).get("outcome") == "abandoned" for line in log_path.read_text().splitlines())
 
 
 def percentile(values, fraction):
@@ -161,10 +161,10 @@ def test_example_app_under_gunicorn(app, fake_process, tmp_path):
             ((200, "text/event-stream; charset=utf-8"), ANSWER, "event: done")] * STREAMED
         assert [(status, first.startswith(b"data: ")) for status, first in dropped] == [(200, True)] * HANG_UPS
         for _ in range(200):  # the workers notice a hang-up at their next write
-            if cancelled_attempts(log_path) >= HANG_UPS:
+            if abandoned_attempts(log_path) >= HANG_UPS:
                 break
             time.sleep(0.05)
-        assert cancelled_attempts(log_path) == HANG_UPS
+        assert abandoned_attempts(log_path) == HANG_UPS
         after = tcp_states_to(fake_port).count("ESTABLISHED")
         assert after <= WORKERS * THREADS * PROVIDERS  # no connection left behind by a hang-up or a failure
 

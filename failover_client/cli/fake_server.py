@@ -4,9 +4,9 @@ a person trying the CLI).  It prints its base URLs, serves until SIGTERM or Ctrl
 127.0.0.1 unless ``--host`` says otherwise.
 
 Every path prefix is a fake provider: ``http://HOST:PORT/NAME/v1`` speaks OpenAI (Chat
-Completions and Responses), ``http://HOST:PORT/NAME`` Anthropic (and Gemini, Cohere, Ollama, Azure, Bedrock, Vertex on their
-own paths).  A name with no script answers every protocol with the default reply ("Hello!"),
-so ``failover-client fake-server`` works with no script at all.
+Completions and Responses), ``http://HOST:PORT/NAME`` Anthropic (and Gemini, Cohere, Ollama,
+Azure, Bedrock, Vertex on their own paths).  A name with no script answers every protocol with
+the default reply ("Hello!"), so ``failover-client fake-server`` works with no script at all.
 
 ``--script FILE.json`` maps provider names to what they answer::
 

@@ -51,7 +51,7 @@ def new_request_id() -> str:
 def log_attempt(request_id: str, provider: str, model: str, attempt: int, outcome: str, elapsed_ms: float,
                 error: BaseException | None = None, usage: Usage | None = None) -> None:
     """Log one finished attempt (cheap when the logger is not enabled for its level)."""
-    level = logging.INFO if outcome == "ok" else logging.WARNING
+    level = logging.INFO if outcome in ("ok", "abandoned") else logging.WARNING  # dropping a stream is no failure
     if not attempt_logger.isEnabledFor(level):
         return
     fields: dict[str, Any] = {"request_id": request_id, "provider": provider, "model": model, "attempt": attempt,

@@ -123,6 +123,9 @@ class TracedClient(Provider):
         except Exception as exc:
             _fail(call.span, exc, self._trace)
             raise
+        except BaseException:  # closed, interrupted or collected by its consumer
+            call.span.set_attribute("failover.outcome", "abandoned")
+            raise
         finally:
             close = getattr(stream, "close", None)
             if close is not None:

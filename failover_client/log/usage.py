@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Generator
 
 from ..errors import AllProvidersFailedError, BudgetExceededError, FailoverClientError, InvalidArgumentError
-from ..provider import Provider
+from ..provider import Provider, stream_usage
 
 if TYPE_CHECKING:
     from ..failover import FailoverConfig
@@ -52,6 +52,7 @@ class UsageTotals:
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     unpriced: int = 0  # attempts with tokens whose cost is unknown
+    estimated: int = 0  # attempts whose provider reported no usage: their tokens (and cost) are our estimate
 
     def add(self, usage: Usage | None, ok: bool, cost_usd: float | None) -> None:
         if ok:
@@ -60,6 +61,7 @@ class UsageTotals:
             self.failures += 1
         if usage is None:
             return
+        self.estimated += usage.estimated
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
         self.cache_read_tokens += usage.cache_read_tokens
@@ -116,7 +118,7 @@ class UsageTracker:
                        usage: Usage | None = None, **_: Any) -> None:
         """The ``attempt_end`` hook (see failover_client.log.events)."""
         billed = usage if usage is not None else _partial_usage(error)
-        self.record(provider, model, billed, ok=outcome == "ok")
+        self.record(provider, model, billed, ok=outcome in ("ok", "abandoned"))  # an abandoned stream was billed
 
     def attach(self, config: FailoverConfig) -> FailoverConfig:
         """Count every attempt of the client built from ``config``; returns ``config``."""
@@ -262,6 +264,10 @@ class TrackedProvider(Provider):
             if self._count:
                 self.tracker._count_failure(exc, seen.provider, seen.model, seen.usage)
             raise
+        except BaseException:  # abandoned by the consumer: billed all the same
+            if self._count:
+                self.tracker._count_answer(seen.provider, seen.model, stream_usage(request, seen.chunks), seen.attempts)
+            raise
         if self._count:
             self.tracker._count_answer(seen.provider, seen.model, seen.usage, seen.attempts)
 
@@ -296,8 +302,10 @@ class _StreamSeen:
         self.model = model
         self.usage: Usage | None = None
         self.attempts: list[Attempt] = []
+        self.chunks: list[StreamChunk] = []  # to estimate the usage of a stream dropped mid-way
 
     def note(self, chunk: StreamChunk) -> None:
+        self.chunks.append(chunk)
         if chunk.provider:
             self.provider = chunk.provider
         if chunk.model:

@@ -35,6 +35,8 @@ V1 = "v1"
 ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
 VERSION_ENV = "OPENAI_API_VERSION"
 TOKEN_ENV = "AZURE_OPENAI_AD_TOKEN"
+# Dated API versions before this one reject stream_options (include_usage arrived in 2024-09-01-preview).
+STREAM_OPTIONS_SINCE = "2024-09-01"
 _V1_SUFFIX = "/openai/v1"
 
 
@@ -127,4 +129,6 @@ class AzureOpenAIProvider(OpenAIProvider):
         body = super()._body(request, stream)
         if self.api_version is None and self.deployment:
             body["model"] = self.deployment  # the v1 API finds the deployment by this name
+        if stream and self.api_version is not None and self.api_version[:10] < STREAM_OPTIONS_SINCE:
+            del body["stream_options"]  # rejected as an unrecognized argument: usage is estimated instead
         return body

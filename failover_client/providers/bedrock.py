@@ -27,7 +27,7 @@ from ..errors import (
     NotSupportedError,
     ProviderError,
     ResponseDecodeError,
-    error_for_status,
+    error_from_body,
     register_secrets,
 )
 from ..provider import HttpProvider, WireFormat
@@ -63,17 +63,6 @@ IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", 
 INFERENCE_FIELDS = (("max_tokens", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP"),
                     ("stop_sequences", "stopSequences"))  # CompletionRequest field -> inferenceConfig key
 _CACHE_POINT = {"cachePoint": {"type": "default"}}
-# In-stream exceptions, with the HTTP status their shapes carry in the service model, which is
-# what error_for_status classifies by.  modelStreamErrorException is a 424 there, but it is the
-# model failing mid-stream and AWS's advice is to retry: a server error here.
-EXCEPTION_STATUS = {
-    "throttlingException": 429,
-    "serviceUnavailableException": 503,
-    "internalServerException": 500,
-    "modelStreamErrorException": 500,
-    "validationException": 400,
-    "modelTimeoutException": 408,
-}
 
 
 def stop_reason(raw: str | None) -> StopReason:
@@ -266,9 +255,7 @@ def stream_exception(event: AwsEvent, provider: str, model: str) -> ProviderErro
     kind = headers.get(":exception-type") or headers.get(":error-code") or "unknown"
     body = event.payload.decode("utf-8", "replace") if event.payload else json.dumps(
         {"message": headers.get(":error-message") or kind})
-    exc = error_for_status(EXCEPTION_STATUS.get(kind, 500), body, code=kind, provider=provider, model=model)
-    exc.status = None  # the HTTP status was 200; the class carries the meaning
-    return exc
+    return error_from_body(None, body, code=kind, provider=provider, model=model)
 
 
 def stream_from_wire(events: Iterator[AwsEvent], provider: str, model: str) -> Iterator[StreamChunk]:

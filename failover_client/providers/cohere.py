@@ -14,7 +14,8 @@ Wire facts: protocols.md §5, checked against cohere-python (``CO_API_KEY``, wit
   used only when ``tokens`` is absent.
 * ``finish_reason`` ``ERROR`` (an internal failure during generation, with ``delta.error`` in
   a stream) raises ServerError and ``TIMEOUT`` raises ProviderTimeoutError, rather than
-  passing a broken answer off as finished.
+  passing a broken answer off as finished.  An event carrying an ``error`` object (what proxies
+  in front of Cohere send) raises it, classified as the same error in an answer would be.
 * A stream is complete only at ``message-end``; Cohere may send ``data: [DONE]`` after it.
 """
 
@@ -28,9 +29,8 @@ from ..errors import (
     NetworkError,
     NotSupportedError,
     ProviderError,
-    ProviderTimeoutError,
     ResponseDecodeError,
-    ServerError,
+    error_for_event,
 )
 from ..provider import HttpProvider, WireFormat, tool_use_from_function_call
 from ..streaming import iter_sse, loads_event
@@ -78,10 +78,10 @@ def usage_from(data: dict[str, Any] | None) -> Usage | None:
 
 
 def failure(raw: str, message: str | None, provider: str, model: str | None) -> ProviderError:
-    """The error for an answer that ended with finish_reason ERROR or TIMEOUT."""
+    """The error for an answer that ended with finish_reason ERROR or TIMEOUT, classified by the
+    shared table (TIMEOUT is a timeout; ERROR a server error unless its message says more)."""
     text = message or f"the generation ended with finish_reason {raw}"
-    cls = ProviderTimeoutError if raw == "TIMEOUT" else ServerError
-    return cls(text, provider=provider, model=model, code=raw)
+    return error_for_event({"message": text, "code": raw}, provider=provider, model=model)
 
 
 # --- request -------------------------------------------------------------------------------
@@ -250,6 +250,8 @@ def stream_from_wire(events: Iterator[tuple[str, str]], provider: str, model: st
             yield StreamChunk(stop_reason=stop_reason(raw), raw_stop_reason=raw,
                               usage=usage_from(delta.get("usage")), provider=provider)
             return
+        elif obj.get("error"):  # a proxy's error event, in OpenAI's shape
+            raise error_for_event(obj["error"], provider=provider, model=model)
     raise NetworkError("the stream ended before message-end", provider=provider, model=model)
 
 
