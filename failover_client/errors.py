@@ -155,6 +155,12 @@ class ResponseDecodeError(ProviderError):
     retryable = True
 
 
+class InvalidOutputError(ResponseDecodeError):
+    """A structured-output answer (ResponseFormat) that is not JSON, or not JSON of the schema:
+    raised by ``CompletionResponse.parsed``, and a failover trigger of its own when opted in
+    (``FailoverTrigger.INVALID_OUTPUT``)."""
+
+
 class StreamInterruptedError(ProviderError):
     """A stream failed after output reached the caller; ``partial`` holds what arrived."""
 

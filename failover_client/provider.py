@@ -19,7 +19,15 @@ from .errors import FailoverClientError, MissingCredentialsError, NotSupportedEr
 from .models import deprecation
 from .retry import Deadline
 from .streaming import StreamDecodeError
-from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult, ToolUseBlock
+from .types import (
+    CompletionRequest,
+    CompletionResponse,
+    DocumentBlock,
+    StreamChunk,
+    TokenCountRequest,
+    TokenCountResult,
+    ToolUseBlock,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -45,6 +53,12 @@ class Provider:
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
         """The answer as it is generated: a generator of StreamChunk."""
         raise NotImplementedError
+
+    def can_carry(self, request: CompletionRequest) -> str | None:
+        """Why this provider's protocol cannot carry ``request`` (None when it can): asked before
+        sending, so that a FailoverClient passes the provider over instead of sending a request
+        it must refuse.  Every request can go, unless a subclass knows otherwise."""
+        return None
 
     def _unsupported(self, operation: str) -> NotSupportedError:
         return NotSupportedError(f"{operation} is not supported by {type(self).__name__}", provider=self.name)
@@ -229,9 +243,11 @@ class HttpProvider(Provider):
         response = self._send(request, False, Deadline(timeout))
         data = response.json()
         try:
-            return self._parse(data, request)
+            answer = self._parse(data, request)
         except _MALFORMED as exc:
             raise self._malformed(exc, request) from None
+        answer.response_format = request.response_format
+        return answer
 
     def complete_stream(self, request: CompletionRequest, *,
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
@@ -240,6 +256,8 @@ class HttpProvider(Provider):
         try:
             yield from self._parse_stream(response, request)
             completed = True
+            if request.response_format is not None:  # for collect(): what .parsed checks
+                yield StreamChunk(provider=self.name, response_format=request.response_format)
         except FailoverClientError:
             raise
         except _MALFORMED as exc:
@@ -249,6 +267,18 @@ class HttpProvider(Provider):
                 response.finish()  # the terminal event arrived: keep the connection for reuse
             else:
                 response.close()
+
+    def can_carry(self, request: CompletionRequest) -> str | None:
+        """A request holding a document is mapped to the wire as a trial: whatever the mapping
+        refuses (a protocol without documents, a source kind it cannot take) is the reason.
+        Other requests are not mapped twice; what they lack shows when they are sent."""
+        if not any(isinstance(block, DocumentBlock) for message in request.messages for block in message.content):
+            return None
+        try:
+            self._body(request, request.stream)
+        except NotSupportedError as exc:
+            return exc.message
+        return None
 
     def _malformed(self, exc: Exception, request: CompletionRequest) -> ResponseDecodeError:
         """A body that parsed but does not have the protocol's shape (or an event that is not JSON)."""
