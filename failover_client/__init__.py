@@ -19,6 +19,7 @@ The package map (each module stands above what it imports; scripts/check_layout.
     resilience/     load balancing, hedging, cancel scopes, client-side rate limits
     log/            logging, event hooks, OpenTelemetry spans, usage and budgets
     models/         the model registry: CSV data, importers of public catalogues, pricing
+    output/         structured output: an answer's JSON checked against the request's schema
     batch/          provider Batch APIs and the thread-pool batch runner
     cli/            the failover-client command, one module per command group
     contrib/        integrations with web and task frameworks
@@ -39,14 +40,14 @@ _EXPORTS = {
         "TextBlock", "ImageBlock", "ToolUseBlock", "ToolResultBlock", "ThinkingBlock", "ToolDefinition",
         "ToolChoice", "ThinkingConfig", "ResponseFormat", "ToolCallDelta", "Attempt", "collect", "iter_text",
         "TokenCountRequest", "TokenCountResult", "BatchRequest", "BatchJob", "BatchResult", "BatchStatus",
-        "BatchCounts", "BatchResultStatus",
+        "BatchCounts", "BatchResultStatus", "DocumentBlock",
     ),
     "errors": (
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
         "ServerError", "OverloadedError", "ProviderTimeoutError", "NetworkError", "AuthenticationError",
         "MissingCredentialsError", "InvalidRequestError", "ContextLengthExceededError", "ContentFilteredError",
         "NotSupportedError", "ResponseDecodeError", "ResponseTooLargeError", "StreamInterruptedError",
-        "AllProvidersFailedError", "BudgetExceededError", "ModelNotFoundError",
+        "AllProvidersFailedError", "BudgetExceededError", "ModelNotFoundError", "InvalidOutputError",
     ),
     "compat": ("openai_chunks",),
     "retry": ("RetryPolicy",),
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
         ContextLengthExceededError,
         FailoverClientError,
         InvalidArgumentError,
+        InvalidOutputError,
         InvalidRequestError,
         MissingCredentialsError,
         ModelNotFoundError,
@@ -120,6 +122,7 @@ if TYPE_CHECKING:
         BatchStatus,
         CompletionRequest,
         CompletionResponse,
+        DocumentBlock,
         ImageBlock,
         Message,
         ResponseFormat,

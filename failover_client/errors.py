@@ -202,6 +202,12 @@ class ResponseTooLargeError(ResponseDecodeError):
     endpoint cannot exhaust memory.  A ResponseDecodeError, so the default triggers fail over."""
 
 
+class InvalidOutputError(ResponseDecodeError):
+    """A structured-output answer (ResponseFormat) that is not JSON, or not JSON of the schema:
+    raised by ``CompletionResponse.parsed``, and a failover trigger of its own when opted in
+    (``FailoverTrigger.INVALID_OUTPUT``)."""
+
+
 class StreamInterruptedError(ProviderError):
     """A stream failed after output reached the caller; ``partial`` holds what arrived."""
 

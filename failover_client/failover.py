@@ -5,7 +5,8 @@ The rules (design.md §4):
 1. Providers are tried in order: the primary (retried ``retry_primary(n)`` times), then each
    fallback once, with the request's model mapped per fallback (unknown names pass through).
    Members of a load-balanced group are put in order per call (failover_client.resilience.balance).
-   A provider whose circuit is open, or that is over its client-side rate limit, is skipped
+   A provider whose circuit is open, that is over its client-side rate limit, or whose protocol
+   cannot carry the request (``Provider.can_carry``: a document it has no block for) is skipped
    without sending anything and listed as a "skipped" attempt; when every circuit is open, the
    provider whose cooldown ends first is tried all the same (failover_client.health).
 2. Every attempt gets only the time left on the overall deadline.
@@ -45,6 +46,7 @@ from .errors import (
     ContextLengthExceededError,
     FailoverClientError,
     InvalidArgumentError,
+    InvalidOutputError,
     InvalidRequestError,
     ModelNotFoundError,
     NetworkError,
@@ -80,6 +82,8 @@ class FailoverTrigger(enum.Enum):
     CONTENT_FILTER = (ContentFilteredError,)
     MODEL_NOT_FOUND = (ModelNotFoundError,)
     ANY_ERROR = (ProviderError,)
+    # Opt-in: an answer to a structured-output request that is not JSON of its schema (see _answer).
+    INVALID_OUTPUT = (InvalidOutputError,)
 
     def matches(self, exc: BaseException) -> bool:
         return isinstance(exc, self.value)
@@ -395,6 +399,7 @@ class _Run:
         self.resuming = False
         self.filters_refusals = (FailoverTrigger.CONTENT_FILTER in config.triggers
                                  or "content_filter" in config.routes)
+        self.checks_output = FailoverTrigger.INVALID_OUTPUT in config.triggers
         self._hooks = config.hooks
         self._queue = deque(config.plan())
         self._first = self._queue[0].name if self._queue else None  # the provider retry_primary applies to
@@ -447,6 +452,10 @@ class _Run:
     def _admit(self, entry: FallbackProvider) -> _Try | None:
         """An attempt on ``entry`` if its circuit and its rate limit let one through."""
         request = self._request_for(entry)
+        cannot = entry.provider.can_carry(request)
+        if cannot is not None:
+            self._skip(entry, request, "NotSupported", cannot)
+            return None
         permit = GO
         if self.config.breaker is not None:
             permit = self.config.health.acquire(entry.name, self.config.breaker)
@@ -605,7 +614,7 @@ class _Run:
         if self.deadline.expired():
             reason = "deadline exceeded"
         elif not self._sent:
-            reason = "no provider was available (open circuits or client-side rate limits)"
+            reason = "no provider was available (open circuits, client-side rate limits, or requests they cannot carry)"
         else:
             reason = "all providers failed"
         return AllProvidersFailedError(reason, attempts=self.attempts)
@@ -727,6 +736,7 @@ class FailoverClient(Provider):
         winner, response = self._first_success(run, _answer)
         response.provider = winner.name
         response.attempts = run.succeeded(winner, response.usage)
+        response.response_format = request.response_format
         return response
 
     def complete_stream(self, request: CompletionRequest, *,
@@ -794,8 +804,20 @@ class FailoverClient(Provider):
                 raise
             finally:
                 opened.close()
-            yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)))
+            yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)),
+                              response_format=winner.request.response_format)
             return
+
+    def can_carry(self, request: CompletionRequest) -> str | None:
+        """None when some provider of the chain can carry ``request`` (as its model maps), else
+        each one's reason."""
+        reasons = []
+        for entry in self.config.plan():
+            reason = entry.provider.can_carry(request.with_model(entry.model_for(request.model)))
+            if reason is None:
+                return None
+            reasons.append(f"{entry.name}: {reason}")
+        return "; ".join(reasons)
 
     @property
     def supports_token_counting(self) -> bool:  # type: ignore[override]
@@ -845,11 +867,18 @@ FailoverProvider = FailoverClient
 
 
 def _answer(attempt: _Try, run: _Run) -> CompletionResponse:
-    """One plain attempt; a withheld answer is an error when content filtering fails over."""
+    """One plain attempt; a withheld answer is an error when content filtering fails over, and
+    a structured-output answer that is not JSON of its schema when INVALID_OUTPUT does.  (A
+    stream cannot be judged before it commits, at its first output: there the trigger does
+    nothing, and ``collect(stream).parsed`` raises InvalidOutputError.)"""
     response = attempt.provider.complete(attempt.request, timeout=run.timeout())
     if run.filters_refusals and response.stop_reason in (StopReason.CONTENT_FILTER, StopReason.REFUSAL):
         raise ContentFilteredError(f"the answer was withheld ({response.raw_stop_reason or 'refusal'})",
                                    provider=attempt.name, model=attempt.request.model)
+    if run.checks_output and attempt.request.response_format is not None:
+        response.response_format = attempt.request.response_format
+        response.provider = attempt.name
+        _ = response.parsed  # raises InvalidOutputError
     return response
 
 

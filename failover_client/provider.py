@@ -33,6 +33,7 @@ from .streaming import MAX_EVENT_BYTES, MAX_RESPONSE_BYTES, StreamDecodeError, S
 from .types import (
     CompletionRequest,
     CompletionResponse,
+    DocumentBlock,
     StreamChunk,
     TextBlock,
     ThinkingBlock,
@@ -68,6 +69,12 @@ class Provider:
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
         """The answer as it is generated: a generator of StreamChunk."""
         raise NotImplementedError
+
+    def can_carry(self, request: CompletionRequest) -> str | None:
+        """Why this provider's protocol cannot carry ``request`` (None when it can): asked before
+        sending, so that a FailoverClient passes the provider over instead of sending a request
+        it must refuse.  Every request can go, unless a subclass knows otherwise."""
+        return None
 
     def _unsupported(self, operation: str) -> NotSupportedError:
         return NotSupportedError(f"{operation} is not supported by {type(self).__name__}", provider=self.name)
@@ -271,6 +278,7 @@ class HttpProvider(Provider):
     def _answer(self, response: HttpResponse, request: CompletionRequest) -> CompletionResponse:
         """A complete JSON answer, with usage estimated here when the provider reported none."""
         answer = self._answer_from(response.json(), request)
+        answer.response_format = request.response_format  # what .parsed checks the answer against
         if not answer.usage.total_tokens:
             answer.usage = stream_usage(request, list(answer_chunks(answer)))
         return answer
@@ -297,6 +305,8 @@ class HttpProvider(Provider):
             if usage.estimated:  # the provider reported none: ours ends the stream
                 yield StreamChunk(usage=usage, provider=self.name)
             completed = True
+            if request.response_format is not None:  # for collect(): what .parsed checks
+                yield StreamChunk(provider=self.name, response_format=request.response_format)
         except FailoverClientError:
             raise
         except StreamTooLargeError as exc:
@@ -339,6 +349,18 @@ class HttpProvider(Provider):
         what = parse_error_body(text)[0]  # an HTML page's title, else the start of the body
         return ResponseDecodeError(f"{self.name} answered a stream request with {media_type}, not a stream: {what}",
                                    provider=self.name, model=request.model, body=text)
+
+    def can_carry(self, request: CompletionRequest) -> str | None:
+        """A request holding a document is mapped to the wire as a trial: whatever the mapping
+        refuses (a protocol without documents, a source kind it cannot take) is the reason.
+        Other requests are not mapped twice; what they lack shows when they are sent."""
+        if not any(isinstance(block, DocumentBlock) for message in request.messages for block in message.content):
+            return None
+        try:
+            self._body(request, request.stream)
+        except NotSupportedError as exc:
+            return exc.message
+        return None
 
     def _malformed(self, exc: Exception, request: CompletionRequest) -> ResponseDecodeError:
         """A body that parsed but does not have the protocol's shape (or an event that is not JSON)."""

@@ -90,6 +90,141 @@ class ImageBlock(JsonMixin):
         return self.url if self.url else f"data:{self.media_type};base64,{self.data}"
 
 
+DOCUMENT_MEDIA_TYPES = ("application/pdf", "text/plain")
+_DOCUMENT_SOURCES = ("data", "text", "url", "file_id")
+_DOCUMENT_URL_SCHEMES = ("https://", "http://", "gs://", "s3://")
+
+
+@dataclass
+class DocumentBlock(JsonMixin):
+    """A document for the model to read: a PDF or plain text (``media_type``), given as
+    exactly one of base64 ``data``, ``text`` (plain text only), a ``url`` (https, or gs:// and
+    s3:// where Vertex and Bedrock read from buckets) or a ``file_id`` of one provider's Files
+    API (an id means nothing to another vendor).  ``title`` names the document to the model
+    and becomes the file name the OpenAI protocols ask for; ``citations`` asks for answers that
+    cite it where the protocol can (Anthropic, Bedrock; ignored elsewhere).  A protocol that
+    cannot carry a document, or this source kind, refuses it with NotSupportedError before
+    sending, and a FailoverClient passes that provider over.
+
+    Checked when made (from_dict included), so a malformed block fails at once with an
+    InvalidArgumentError naming its field rather than as a provider's 400 later."""
+
+    media_type: str = "application/pdf"
+    data: str | None = None
+    text: str | None = None
+    url: str | None = None
+    file_id: str | None = None
+    title: str | None = None
+    citations: bool = False
+    cache: bool = False
+    type: str = "document"
+
+    def __post_init__(self) -> None:
+        from .errors import InvalidArgumentError
+
+        if self.media_type not in DOCUMENT_MEDIA_TYPES:
+            raise InvalidArgumentError(
+                f"DocumentBlock.media_type must be one of {DOCUMENT_MEDIA_TYPES}, got {self.media_type!r}")
+        given = [name for name in _DOCUMENT_SOURCES if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise InvalidArgumentError(
+                f"DocumentBlock needs exactly one of data, text, url, file_id; got {given or 'none'}")
+        for name in (*given, "title"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidArgumentError(f"DocumentBlock.{name} must be a non-empty string")
+        if self.data is not None:
+            _check_base64(self.data)
+        if self.text is not None and self.media_type != "text/plain":
+            raise InvalidArgumentError("DocumentBlock.text holds plain text: media_type must be 'text/plain' "
+                                       "(pass a PDF as base64 data)")
+        if self.url is not None and (not self.url.startswith(_DOCUMENT_URL_SCHEMES)
+                                     or not self.url.split("://", 1)[1].strip("/")):
+            raise InvalidArgumentError(
+                f"DocumentBlock.url must be an https://, http://, gs:// or s3:// URL, got {self.url[:60]!r}")
+        for name in ("citations", "cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(f"DocumentBlock.{name} must be True or False")
+
+    @classmethod
+    def from_bytes(cls, content: bytes, media_type: str = "application/pdf", *, title: str | None = None,
+                   citations: bool = False) -> DocumentBlock:
+        """A document from a file's bytes (``open(path, "rb").read()``)."""
+        import base64
+
+        return cls(media_type, data=base64.b64encode(content).decode("ascii"), title=title, citations=citations)
+
+    @classmethod
+    def from_base64(cls, data: str, media_type: str = "application/pdf", *, title: str | None = None,
+                    citations: bool = False) -> DocumentBlock:
+        return cls(media_type, data=data, title=title, citations=citations)
+
+    @classmethod
+    def from_text(cls, text: str, *, title: str | None = None, citations: bool = False) -> DocumentBlock:
+        return cls("text/plain", text=text, title=title, citations=citations)
+
+    @classmethod
+    def from_url(cls, url: str, media_type: str = "application/pdf", *, title: str | None = None,
+                 citations: bool = False) -> DocumentBlock:
+        return cls(media_type, url=url, title=title, citations=citations)
+
+    @classmethod
+    def from_file_id(cls, file_id: str, media_type: str = "application/pdf", *, title: str | None = None,
+                     citations: bool = False) -> DocumentBlock:
+        return cls(media_type, file_id=file_id, title=title, citations=citations)
+
+    @property
+    def inline(self) -> bool:
+        """Whether the document's content travels in the request (``data`` or ``text``)."""
+        return self.data is not None or self.text is not None
+
+    def base64_data(self) -> str:
+        """The inline content as standard base64 (plain text encoded as UTF-8)."""
+        import base64
+
+        if self.data is not None:
+            return self.data
+        return base64.b64encode((self.text or "").encode("utf-8")).decode("ascii")
+
+    def plain_text(self) -> str:
+        """The inline content of a plain-text document as a string."""
+        import base64
+
+        from .errors import InvalidArgumentError
+
+        if self.text is not None:
+            return self.text
+        try:
+            return base64.b64decode(self.data or "").decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArgumentError("DocumentBlock.data of a text/plain document is not UTF-8 text") from None
+
+    def data_url(self) -> str:
+        """The inline content as a ``data:`` URL (OpenAI's ``file_data``)."""
+        return f"data:{self.media_type};base64,{self.base64_data()}"
+
+    @property
+    def filename(self) -> str:
+        """The title with the media type's extension (``document.pdf`` without a title)."""
+        extension = ".pdf" if self.media_type == "application/pdf" else ".txt"
+        name = self.title or "document"
+        return name if name.lower().endswith(extension) else name + extension
+
+
+def _check_base64(data: str) -> None:
+    import base64
+    import binascii
+
+    from .errors import InvalidArgumentError
+
+    if data.startswith("data:"):
+        raise InvalidArgumentError("DocumentBlock.data is base64 alone, without a 'data:...;base64,' prefix")
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgumentError("DocumentBlock.data is not valid base64 (standard alphabet, padded)") from None
+
+
 @dataclass
 class ToolUseBlock(JsonMixin):
     id: str
@@ -131,10 +266,11 @@ class ToolResultBlock(JsonMixin):
         return "".join(b.text for b in self.content if isinstance(b, TextBlock))
 
 
-ContentBlock = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock]
+ContentBlock = Union[TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock, DocumentBlock]
 _BLOCK_TYPES: dict[str, Any] = {
     "text": TextBlock,
     "image": ImageBlock,
+    "document": DocumentBlock,
     "tool_use": ToolUseBlock,
     "tool_result": ToolResultBlock,
     "thinking": ThinkingBlock,
@@ -432,7 +568,7 @@ class CompletionRequest(JsonMixin):
             raise InvalidArgumentError("CompletionRequest.extra must be a dict")
 
 
-_CONTENT_CLASSES = (TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock)
+_CONTENT_CLASSES = (TextBlock, ImageBlock, ToolUseBlock, ToolResultBlock, ThinkingBlock, DocumentBlock)
 
 
 def _is_number(value: Any) -> bool:
@@ -505,6 +641,7 @@ class CompletionResponse(JsonMixin):
     raw_stop_reason: str | None = None
     refusal: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    response_format: ResponseFormat | None = None  # the structured output asked for, which .parsed reads
 
     @property
     def text(self) -> str:
@@ -517,6 +654,22 @@ class CompletionResponse(JsonMixin):
     @property
     def thinking(self) -> str:
         return "".join(b.thinking for b in self.content if isinstance(b, ThinkingBlock))
+
+    @property
+    def parsed(self) -> Any:
+        """The JSON value of an answer to a structured-output request (``response_format``),
+        checked against a ``json_schema`` format's schema; None for other answers.  Raises
+        InvalidOutputError (a ResponseDecodeError) naming what is wrong: not JSON (cut off at
+        max_tokens, say), a refusal, or JSON that does not match the schema.  Parsed on every
+        read: keep the value rather than reading the property in a loop."""
+        fmt = self.response_format
+        if fmt is None:
+            return None
+        from .output.schema import parse_answer
+
+        return parse_answer(self.text, fmt.schema if fmt.type == "json_schema" else None, refusal=self.refusal,
+                            cut_off=self.stop_reason is StopReason.MAX_TOKENS, provider=self.provider,
+                            model=self.model)
 
     @property
     def cost(self) -> float | None:
@@ -574,6 +727,7 @@ class StreamChunk(JsonMixin):
     raw_stop_reason: str | None = None
     refusal: str | None = None
     attempts: list[Attempt] | None = None  # on the last chunk a FailoverClient yields
+    response_format: ResponseFormat | None = None  # on a last chunk: the structured output asked for
 
     @property
     def has_output(self) -> bool:
@@ -599,7 +753,8 @@ class _ResponseBuilder:
     block, thinking chunks one thinking block until its signature closes it, tool-call fragments
     gather by index, and each redacted thinking block stands alone."""
 
-    __slots__ = ("id", "model", "provider", "blocks", "tools", "stop", "raw_stop", "usage", "refusal", "attempts")
+    __slots__ = ("id", "model", "provider", "blocks", "tools", "stop", "raw_stop", "usage", "refusal", "attempts",
+                 "response_format")
 
     def __init__(self) -> None:
         self.id: str | None = None
@@ -612,6 +767,7 @@ class _ResponseBuilder:
         self.raw_stop: str | None = None
         self.usage: Usage | None = None
         self.attempts: list[Attempt] = []
+        self.response_format: ResponseFormat | None = None
 
     def _open(self, kind: str, extra: Any = None) -> list[Any]:
         block = [kind, [], extra]
@@ -652,6 +808,8 @@ class _ResponseBuilder:
             self.usage = chunk.usage
         if chunk.attempts:
             self.attempts = chunk.attempts
+        if chunk.response_format is not None:
+            self.response_format = chunk.response_format
 
     def build(self) -> CompletionResponse:
         content: list[ContentBlock] = []
@@ -669,7 +827,7 @@ class _ResponseBuilder:
             id=self.id or "", model=self.model or "", content=content,
             stop_reason=self.stop or StopReason.OTHER, usage=self.usage or Usage(),
             provider=self.provider, raw_stop_reason=self.raw_stop,
-            refusal="".join(self.refusal) or None, attempts=self.attempts,
+            refusal="".join(self.refusal) or None, attempts=self.attempts, response_format=self.response_format,
         )
 
 

@@ -18,6 +18,7 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    DocumentBlock,
     ImageBlock,
     StopReason,
     StreamChunk,
@@ -35,6 +36,7 @@ API_VERSION = "2023-06-01"
 # The Messages fields count_tokens takes (it refuses max_tokens, sampling and streaming options).
 COUNT_TOKENS_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
 DEFAULT_MAX_TOKENS = 4096
+FILES_BETA = "files-api-2025-04-14"  # a document by file_id needs AnthropicProvider(betas=[FILES_BETA])
 _CACHE = {"type": "ephemeral"}
 STOP_REASONS = {r.value: r for r in StopReason if r is not StopReason.OTHER and r is not StopReason.CONTENT_FILTER}
 
@@ -63,6 +65,27 @@ def _cached(wire: dict[str, Any], cache: bool) -> dict[str, Any]:
     return wire
 
 
+def _document(block: DocumentBlock) -> dict[str, Any]:
+    """A document block: a PDF as base64, by URL or by Files API id; plain text as a text source
+    (its raw text, not base64).  Anthropic fetches only PDFs by URL."""
+    if block.file_id is not None:
+        source: dict[str, Any] = {"type": "file", "file_id": block.file_id}
+    elif block.url is not None:
+        if block.media_type != "application/pdf" or not block.url.startswith(("https://", "http://")):
+            raise NotSupportedError("Anthropic reads only PDFs by URL, and only http(s) URLs", provider="anthropic")
+        source = {"type": "url", "url": block.url}
+    elif block.media_type == "text/plain":
+        source = {"type": "text", "media_type": "text/plain", "data": block.plain_text()}
+    else:
+        source = {"type": "base64", "media_type": block.media_type, "data": block.data}
+    wire: dict[str, Any] = {"type": "document", "source": source}
+    if block.title:
+        wire["title"] = block.title
+    if block.citations:
+        wire["citations"] = {"enabled": True}
+    return _cached(wire, block.cache)
+
+
 def block_to_wire(block: ContentBlock) -> dict[str, Any]:
     if isinstance(block, TextBlock):
         return _cached({"type": "text", "text": block.text}, block.cache)
@@ -70,6 +93,8 @@ def block_to_wire(block: ContentBlock) -> dict[str, Any]:
         source = ({"type": "url", "url": block.url} if block.url else
                   {"type": "base64", "media_type": block.media_type, "data": block.data})
         return _cached({"type": "image", "source": source}, block.cache)
+    if isinstance(block, DocumentBlock):
+        return _document(block)
     if isinstance(block, ToolUseBlock):
         return _cached({"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}, block.cache)
     if isinstance(block, ToolResultBlock):

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import zlib
 from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
@@ -36,6 +38,7 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    DocumentBlock,
     ImageBlock,
     Message,
     StopReason,
@@ -60,6 +63,9 @@ STOP_REASONS = {
 }
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                  "image/webp": "webp"}
+DOCUMENT_FORMATS = {"application/pdf": "pdf", "text/plain": "txt"}
+DOCUMENT_NAME_MAX = 200
+_NAME_REFUSED = re.compile(r"[^A-Za-z0-9\s\-()\[\]]")
 INFERENCE_FIELDS = (("max_tokens", "maxTokens"), ("temperature", "temperature"), ("top_p", "topP"),
                     ("stop_sequences", "stopSequences"))  # CompletionRequest field -> inferenceConfig key
 _CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -101,6 +107,36 @@ def _image(block: ImageBlock) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": source}}
 
 
+def _document(block: DocumentBlock) -> dict[str, Any]:
+    """A ``document`` block: inline content as bytes (base64 in the JSON) or an s3:// location;
+    Bedrock has no Files API and fetches no URLs.  ``name`` is required and allows only ASCII
+    letters and digits, single spaces, hyphens, parentheses and square brackets: the title with
+    anything else turned into hyphens, or, without a title, a name made from the content's
+    CRC-32, so that distinct untitled documents of one request get distinct names."""
+    if block.file_id is not None:
+        raise NotSupportedError("Bedrock takes documents as bytes or s3:// locations, not by file id",
+                                provider="bedrock")
+    if block.url is not None:
+        if not block.url.startswith("s3://"):
+            raise NotSupportedError("Bedrock reads documents from s3:// locations only, not by URL",
+                                    provider="bedrock")
+        source: dict[str, Any] = {"s3Location": {"uri": block.url}}
+    else:
+        source = {"bytes": block.base64_data()}
+    wire: dict[str, Any] = {"format": DOCUMENT_FORMATS[block.media_type], "name": _document_name(block),
+                            "source": source}
+    if block.citations:
+        wire["citations"] = {"enabled": True}
+    return {"document": wire}
+
+
+def _document_name(block: DocumentBlock) -> str:
+    name = " ".join(_NAME_REFUSED.sub("-", block.title or "").split())[:DOCUMENT_NAME_MAX]
+    if not name:
+        name = f"document-{zlib.crc32((block.url or block.base64_data()).encode()):08x}"
+    return name
+
+
 def _tool_result(block: ToolResultBlock) -> dict[str, Any]:
     if isinstance(block.content, str):
         content = [{"text": block.content}]
@@ -115,6 +151,8 @@ def block_to_wire(block: ContentBlock) -> dict[str, Any]:
         return {"text": block.text}
     if isinstance(block, ImageBlock):
         return _image(block)
+    if isinstance(block, DocumentBlock):
+        return _document(block)
     if isinstance(block, ToolUseBlock):
         return {"toolUse": {"toolUseId": block.id, "name": block.name, "input": block.input}}
     if isinstance(block, ToolResultBlock):

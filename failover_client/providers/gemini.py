@@ -45,6 +45,7 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    DocumentBlock,
     ImageBlock,
     Role,
     StopReason,
@@ -136,6 +137,17 @@ def _image_part(block: ImageBlock) -> dict[str, Any]:
     return {"fileData": {"mimeType": media_type, "fileUri": url} if media_type else {"fileUri": url}}
 
 
+def _document_part(block: DocumentBlock) -> dict[str, Any]:
+    """Inline content as ``inlineData`` (plain text base64-encoded too); a URL or a Files API
+    URI (the ``file_id``) as ``fileData``.  The title has no place here (``displayName`` is
+    Vertex-only, and the Gemini API refuses it), nor have citations."""
+    if block.inline:
+        return {"inlineData": {"mimeType": block.media_type, "data": block.base64_data()}}
+    if block.url is not None and block.url.startswith("s3://"):
+        raise NotSupportedError("Gemini reads documents by https:// or gs:// URL, not from s3://")
+    return {"fileData": {"mimeType": block.media_type, "fileUri": block.url or block.file_id}}
+
+
 def _function_response(block: ToolResultBlock, names: dict[str, str]) -> dict[str, Any]:
     name = names.get(block.tool_use_id)
     if name is None:
@@ -153,6 +165,8 @@ def _part(block: ContentBlock, names: dict[str, str]) -> dict[str, Any]:
         return {"text": block.text}
     if isinstance(block, ImageBlock):
         return _image_part(block)
+    if isinstance(block, DocumentBlock):
+        return _document_part(block)
     if isinstance(block, ToolUseBlock):
         return {"functionCall": {"name": block.name, "args": block.input, "id": block.id}}
     if isinstance(block, ToolResultBlock):

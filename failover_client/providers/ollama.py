@@ -29,6 +29,7 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    DocumentBlock,
     ImageBlock,
     Message,
     Role,
@@ -110,6 +111,8 @@ def messages_to_wire(request: CompletionRequest) -> list[dict[str, Any]]:
         for block in message.content:
             if isinstance(block, ToolResultBlock):
                 wire.append(_tool_result(block, tool_names))
+            elif isinstance(block, DocumentBlock):
+                raise NotSupportedError("Ollama takes no documents (put the text in a TextBlock)", provider="ollama")
             else:
                 others.append(block)
         if others:

@@ -19,6 +19,7 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    DocumentBlock,
     ImageBlock,
     Message,
     Role,
@@ -42,6 +43,9 @@ STOP_REASONS = {
     "content_filter": StopReason.CONTENT_FILTER,
 }
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+# Hosts whose Chat Completions take ``file`` parts (PDFs); others get NotSupportedError before
+# sending unless made with file_parts=True.  Plain-text documents go as text parts everywhere.
+FILE_PART_HOSTS = frozenset({"openai", "azure", "openrouter", "litellm", "vercel"})
 PERPLEXITY_DONE = "chat.completion.done"  # the ``object`` of Perplexity's last chunk (it sends no [DONE])
 
 # Reasoning models reject ``max_tokens`` and take ``max_completion_tokens``.
@@ -71,7 +75,27 @@ def _user_part(block: ContentBlock) -> dict[str, Any]:
         return {"type": "text", "text": block.text}
     if isinstance(block, ImageBlock):
         return {"type": "image_url", "image_url": {"url": block.data_url()}}
+    if isinstance(block, DocumentBlock):
+        return _document_part(block)
     raise NotSupportedError(f"a {block.type} block cannot be sent in an OpenAI user message")
+
+
+def _document_part(block: DocumentBlock) -> dict[str, Any]:
+    """A ``file`` part: a PDF as a data URL (with the file name the API requires beside it) or a
+    Files API id.  The protocol takes no URLs and no non-PDF data: plain text goes as its text."""
+    if block.file_id is not None:
+        return {"type": "file", "file": {"file_id": block.file_id}}
+    if block.url is not None:
+        raise NotSupportedError("Chat Completions takes no document URLs (OpenAI's Responses API does)")
+    if block.media_type == "text/plain":
+        return {"type": "text", "text": block.plain_text()}
+    return {"type": "file", "file": {"filename": block.filename, "file_data": block.data_url()}}
+
+
+def needs_file_parts(request: CompletionRequest) -> bool:
+    """Whether the request holds a document that travels as a ``file`` part (not as text)."""
+    return any(isinstance(block, DocumentBlock) and not (block.media_type == "text/plain" and block.inline)
+               for message in request.messages for block in message.content)
 
 
 def _content(blocks: list[Any]) -> str | list[dict[str, Any]]:
@@ -346,10 +370,13 @@ class OpenAIProvider(BatchMethods, HttpProvider):
     supports_token_counting = True  # always answers: exact with tiktoken, else a labelled estimate
 
     def __init__(self, api_key: str | None = None, *, organization: str | None = None,
-                 project: str | None = None, batch_api: bool | None = None, **options: Any) -> None:
+                 project: str | None = None, batch_api: bool | None = None, file_parts: bool | None = None,
+                 **options: Any) -> None:
         """``batch_api``: whether the host serves OpenAI's Files + Batches API; by default only
         the provider named "openai" does (OpenAI itself, also behind a proxy or test server):
-        most OpenAI-compatible hosts, created under their own names, have no batch API."""
+        most OpenAI-compatible hosts, created under their own names, have no batch API.
+        ``file_parts``: whether the host takes PDF documents as ``file`` parts; by default the
+        hosts of FILE_PART_HOSTS do."""
         headers = dict(options.pop("headers", None) or {})
         if organization:
             headers["OpenAI-Organization"] = organization
@@ -357,6 +384,13 @@ class OpenAIProvider(BatchMethods, HttpProvider):
             headers["OpenAI-Project"] = project
         super().__init__(api_key, headers=headers, **options)
         self.supports_batch = self.name == OpenAIProvider.name if batch_api is None else batch_api
+        self.file_parts = self.name in FILE_PART_HOSTS if file_parts is None else file_parts
+
+    def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+        if not self.file_parts and needs_file_parts(request):
+            raise NotSupportedError(f"{self.name} is not known to take documents as file parts (pass "
+                                    "file_parts=True if it does)", provider=self.name, model=request.model)
+        return super()._body(request, stream)
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}

@@ -23,6 +23,7 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    DocumentBlock,
     ImageBlock,
     Message,
     Role,
@@ -70,7 +71,21 @@ def _user_part(block: ContentBlock) -> dict[str, Any]:
         return {"type": "input_text", "text": block.text}
     if isinstance(block, ImageBlock):
         return {"type": "input_image", "image_url": block.data_url(), "detail": "auto"}
+    if isinstance(block, DocumentBlock):
+        return _input_file(block)
     raise NotSupportedError(f"a {block.type} block cannot be sent in a Responses user message")
+
+
+def _input_file(block: DocumentBlock) -> dict[str, Any]:
+    """An ``input_file``: inline content as a data URL with its file name, or a Files API id, or
+    a URL the API fetches (http(s) only)."""
+    if block.file_id is not None:
+        return {"type": "input_file", "file_id": block.file_id}
+    if block.url is not None:
+        if not block.url.startswith(("https://", "http://")):
+            raise NotSupportedError("the Responses API fetches documents by http(s) URL only")
+        return {"type": "input_file", "file_url": block.url}
+    return {"type": "input_file", "filename": block.filename, "file_data": block.data_url()}
 
 
 def _tool_output(block: ToolResultBlock) -> str | list[dict[str, Any]]:

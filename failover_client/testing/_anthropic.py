@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from . import _documents
 from ._protocol import (
     Call,
     ErrorSpec,
@@ -140,7 +141,7 @@ class AnthropicProtocol(Protocol):
         for required in ("model", "max_tokens", "messages"):
             if required not in body:
                 return ErrorSpec(400, invalid, f"{required}: Field required")
-        return None
+        return _documents.anthropic(body)
 
     def wrong_key(self, key: str) -> ErrorSpec:
         return ErrorSpec(401, "authentication_error", MESSAGES["authentication_error"])

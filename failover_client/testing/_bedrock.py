@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from ..providers.sigv4 import ALGORITHM, canonical_request, signature, signing_key, string_to_sign
+from . import _documents
 from ._protocol import (
     Call,
     ErrorSpec,
@@ -287,6 +288,9 @@ class BedrockProtocol(Protocol):
                           "guardContent, cachePoint")
         if not set(body.get("inferenceConfig") or {}) <= INFERENCE_KEYS:
             return _error("ValidationException", 400, f"inferenceConfig takes only {sorted(INFERENCE_KEYS)}")
+        document_problem = _documents.bedrock(messages)
+        if document_problem:
+            return _error("ValidationException", 400, document_problem)
         uses_tools = any(_one_of(b, {"toolUse", "toolResult"}) for m in messages for b in m["content"])
         if uses_tools and not body.get("toolConfig"):
             return _error("ValidationException", 400, "The toolConfig field must be defined when using toolUse "

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from . import _documents
 from ._protocol import ALPHANUMERIC, Call, ErrorSpec, HttpResponse, Protocol, random_id
 from ._steps import ERROR_TYPE_STATUS, Fault, Reply
 
@@ -298,6 +299,9 @@ class GeminiProtocol(RoutedByURL, Protocol):
             if not content.get("parts"):
                 return google_error(400, f"* GenerateContentRequest.contents[{index}].parts: contents.parts must "
                                          "not be empty.\n", sse=sse)
+        document_problem = _documents.gemini(contents)
+        if document_problem:
+            return google_error(400, document_problem, sse=sse)
         if call.model().startswith("gemini-3"):
             return self.check_signatures(contents, sse)
         return None

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from . import _documents
 from ._protocol import Call, ErrorSpec, Protocol, arguments_json, bearer_token, fragments, random_id, sse
 from ._steps import Fault, Reply
 
@@ -144,7 +145,7 @@ class OpenAIProtocol(Protocol):
                 "but got an empty array instead.",
                 code="empty_array", param="messages",
             )
-        return None
+        return _documents.openai_chat(body)
 
     def wrong_key(self, key: str) -> ErrorSpec:
         return ErrorSpec(

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from . import _documents
 from ._openai import STREAM_ERROR_TYPES, OpenAIProtocol
 from ._protocol import Call, ErrorSpec, arguments_json, fragments, random_id, sse
 from ._steps import Fault, Reply
@@ -66,7 +67,7 @@ class ResponsesProtocol(OpenAIProtocol):
             if chat_only in body:
                 return ErrorSpec(400, "invalid_request_error", f"Unknown parameter: '{chat_only}'.",
                                  code="unknown_parameter", param=chat_only)
-        return None
+        return _documents.responses(body)
 
     def fault_error(self, fault: Fault, call: Call) -> ErrorSpec:
         if fault.kind == "context_length":
