@@ -39,7 +39,7 @@ _EXPORTS = {
         "TextBlock", "ImageBlock", "ToolUseBlock", "ToolResultBlock", "ThinkingBlock", "ToolDefinition",
         "ToolChoice", "ThinkingConfig", "ResponseFormat", "ToolCallDelta", "Attempt", "collect", "iter_text",
         "TokenCountRequest", "TokenCountResult", "BatchRequest", "BatchJob", "BatchResult", "BatchStatus",
-        "BatchCounts", "BatchResultStatus",
+        "BatchCounts", "BatchResultStatus", "EmbeddingRequest", "EmbeddingResponse",
     ),
     "errors": (
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
@@ -116,6 +116,8 @@ if TYPE_CHECKING:
         BatchStatus,
         CompletionRequest,
         CompletionResponse,
+        EmbeddingRequest,
+        EmbeddingResponse,
         ImageBlock,
         Message,
         ResponseFormat,

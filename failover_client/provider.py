@@ -19,7 +19,16 @@ from .errors import FailoverClientError, MissingCredentialsError, NotSupportedEr
 from .models import deprecation
 from .retry import Deadline
 from .streaming import StreamDecodeError
-from .types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult, ToolUseBlock
+from .types import (
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamChunk,
+    TokenCountRequest,
+    TokenCountResult,
+    ToolUseBlock,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -36,6 +45,7 @@ class Provider:
     supports_streaming = True
     supports_token_counting = False
     supports_batch = False
+    supports_embeddings = False
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
         """One answer.  ``timeout`` bounds the whole call, reading included."""
@@ -53,6 +63,10 @@ class Provider:
                      timeout: float | None = None) -> TokenCountResult:
         """Input tokens the prompt would use (see ``supports_token_counting``)."""
         raise self._unsupported("count_tokens")
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """One vector per input (see ``supports_embeddings``)."""
+        raise self._unsupported("embed")
 
     def create_batch(self, requests: Any) -> Any:
         raise self._unsupported("create_batch")

@@ -34,6 +34,8 @@ from ..streaming import AwsEvent, iter_aws_events, loads_event
 from ..types import (
     CompletionRequest,
     CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ContentBlock,
     ImageBlock,
     Message,
@@ -394,3 +396,12 @@ class BedrockProvider(HttpProvider):
 
     def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
         return response_from_wire(data, self.name, request.model)
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """InvokeModel with the model family's body: Titan Text Embeddings or Cohere Embed."""
+        from . import embeddings
+
+        path, wire = embeddings.bedrock_route(request.model)
+        return embeddings.embed(self, request, path, wire, timeout=timeout)

@@ -44,6 +44,8 @@ from ..streaming import iter_sse, loads_event, raw_decode
 from ..types import (
     CompletionRequest,
     CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ContentBlock,
     ImageBlock,
     Role,
@@ -447,6 +449,15 @@ class GeminiProvider(HttpProvider):
 
     def _params(self, request: CompletionRequest, stream: bool) -> dict[str, str] | None:
         return SSE if stream else None
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """``:batchEmbedContents``, as the official SDK calls it even for one text."""
+        from . import embeddings
+
+        path = model_path(request.model) + embeddings.GEMINI_BATCH
+        return embeddings.embed(self, request, path, embeddings.GEMINI, timeout=timeout)
 
     def count_tokens(self, request: TokenCountRequest | CompletionRequest, *,
                      timeout: float | None = None) -> TokenCountResult:
