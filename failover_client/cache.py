@@ -118,22 +118,27 @@ class MemoryCache(ResponseCache):
 
 class RedisCache(ResponseCache):
     """Answers in Redis under ``{namespace}:{key}``, each for ``ttl`` seconds (None: until Redis
-    evicts them), shared by every process that uses the same ``url`` and namespace."""
+    evicts them), shared by every process that uses the same ``url`` and namespace.  While Redis
+    cannot be reached, calls skip the cache for ``retry_interval`` seconds at a time, so a dead
+    Redis costs one short timeout now and then, not one per call."""
 
     def __init__(self, url: str = "redis://localhost:6379/0", ttl: float | None = 86400.0,
-                 namespace: str = "failover_client:cache", *, socket_timeout: float = 1.0) -> None:
-        self.url = url
+                 namespace: str = "failover_client:cache", *, socket_timeout: float = 0.5,
+                 retry_interval: float = 5.0) -> None:
+        self._url = url
         self.ttl = _ttl(ttl)
         self.namespace = namespace
+        self.retry_interval = retry_interval
         self._socket_timeout = socket_timeout
         self._client: redis.Redis | None = None
         self._lock = threading.Lock()
         self._failing = False
+        self._retry_at = 0.0
 
     def __repr__(self) -> str:
-        from .errors import redact
+        from .health import _public
 
-        return f"RedisCache(url={redact(self.url)!r}, namespace={self.namespace!r})"
+        return f"RedisCache(url={_public(self._url)!r}, namespace={self.namespace!r})"
 
     def _redis(self) -> redis.Redis:
         with self._lock:
@@ -143,16 +148,23 @@ class RedisCache(ResponseCache):
                 except ImportError:
                     raise InvalidArgumentError(
                         "RedisCache needs the redis package: pip install 'failover_client[redis]'") from None
-                self._client = redis.Redis.from_url(self.url, socket_timeout=self._socket_timeout,
-                                                    socket_connect_timeout=self._socket_timeout)
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                self._client = redis.Redis.from_url(self._url, socket_timeout=self._socket_timeout,
+                                                    socket_connect_timeout=self._socket_timeout,
+                                                    retry=Retry(NoBackoff(), 0))  # fail fast: the call goes on
             return self._client
 
     def _call(self, operation: str, *args: Any, **options: Any) -> Any:
         """Run one Redis command; on a Redis failure warn once (until it answers again), None."""
+        if self._failing and time.monotonic() < self._retry_at:
+            return None
         client = self._redis()
         try:
             result = getattr(client, operation)(*args, **options)
         except Exception as exc:  # redis.RedisError and the socket errors beneath it
+            self._retry_at = time.monotonic() + self.retry_interval
             if not self._failing:
                 self._failing = True
                 from .errors import redact
