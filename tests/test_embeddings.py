@@ -73,7 +73,7 @@ def test_each_protocol_gets_the_hints_in_its_own_words(fake_provider):
     assert body_of(fake_provider, "openai", ask("text-embedding-3-large")) == {
         "model": "text-embedding-3-large", "input": ["q"], "encoding_format": "base64", "dimensions": 256}
     assert body_of(fake_provider, "gemini", ask("gemini-embedding-001")) == {"requests": [
-        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "q"}]},
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "q"}], "role": "user"},
          "taskType": "RETRIEVAL_QUERY", "outputDimensionality": 256}]}
     assert body_of(fake_provider, "vertex predict", ask("text-embedding-005")) == {
         "instances": [{"content": "q", "task_type": "RETRIEVAL_QUERY"}],

@@ -196,7 +196,7 @@ def gemini_body(request: EmbeddingRequest) -> dict[str, Any]:
     task = GOOGLE_TASK_TYPES.get(request.input_type or "")
     requests = []
     for text in request.inputs:
-        item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}]}}
+        item: dict[str, Any] = {"model": model, "content": {"parts": [{"text": text}], "role": "user"}}
         _put(item, "taskType", task)
         requests.append(_put(item, "outputDimensionality", request.dimensions))
     return {"requests": requests}
