@@ -15,6 +15,7 @@ The package map (each module stands above what it imports; scripts/check_layout.
     tokens.py       local token counts: tiktoken where installed, a heuristic otherwise
     failover.py     triggers, fallbacks, FailoverConfig and FailoverClient
     presets.py      ready-made chains (OpenAI <-> Anthropic, simple failover)
+    cache.py        the response cache: keys, MemoryCache, RedisCache, stream replay
     providers/      one module per wire protocol, SigV4, and the catalog of named providers
     resilience/     load balancing, hedging, cancel scopes, client-side rate limits
     log/            logging, event hooks, OpenTelemetry spans, usage and budgets

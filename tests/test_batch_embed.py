@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from failover_client import FailoverClient, FailoverConfig, FallbackProvider, ServerError, batch
+from failover_client import FailoverClient, FailoverConfig, FallbackProvider, InvalidRequestError, ServerError, batch
 from failover_client.batch.embedding import limits, plan
 from failover_client.errors import InvalidArgumentError
 from failover_client.testing import Fault
@@ -46,7 +46,7 @@ def test_a_failed_request_is_raised_after_the_rest_finish_and_a_rerun_sends_only
     checkpoint = tmp_path / "vectors.jsonl"
     fake_provider.script("p", Fault.status(400))  # one request fails, whichever comes first
     client = make_provider(fake_provider, "p", "openai")
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidRequestError):
         batch.embed(TEXTS, client, model="m", batch_size=50, workers=2, checkpoint=checkpoint, progress=False)
     assert len(checkpoint.read_text().splitlines()) == 4
     before = len(fake_provider.requests)

@@ -17,13 +17,13 @@ from failover_client import (
     FailoverClient,
     FailoverConfig,
     FallbackProvider,
+    InvalidRequestError,
     Message,
     ResponseFormat,
     StreamInterruptedError,
     TextBlock,
     ThinkingConfig,
     ToolChoice,
-    ToolDefinition,
     UsageTracker,
     collect,
 )
@@ -150,7 +150,7 @@ def test_errors_and_broken_or_abandoned_streams_are_not_stored(fake_provider):
     stream.close()  # the consumer walked away
     assert len(cache) == 0
     fake_provider.set_default("primary", Fault.status(400))
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidRequestError):
         client.complete(ask())
     assert len(cache) == 0
 

@@ -16,7 +16,6 @@ from failover_client.testing._embeddings import fake_vector
 
 from support import make_provider
 
-
 TEXTS = ["the first text", "the second text"]
 
 

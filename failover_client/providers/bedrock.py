@@ -34,9 +34,9 @@ from ..streaming import AwsEvent, iter_aws_events, loads_event
 from ..types import (
     CompletionRequest,
     CompletionResponse,
+    ContentBlock,
     EmbeddingRequest,
     EmbeddingResponse,
-    ContentBlock,
     ImageBlock,
     Message,
     StopReason,

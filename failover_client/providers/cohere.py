@@ -37,9 +37,9 @@ from ..streaming import iter_sse, loads_event
 from ..types import (
     CompletionRequest,
     CompletionResponse,
+    ContentBlock,
     EmbeddingRequest,
     EmbeddingResponse,
-    ContentBlock,
     ImageBlock,
     Message,
     Role,

@@ -44,9 +44,9 @@ from ..streaming import iter_sse, loads_event, raw_decode
 from ..types import (
     CompletionRequest,
     CompletionResponse,
+    ContentBlock,
     EmbeddingRequest,
     EmbeddingResponse,
-    ContentBlock,
     ImageBlock,
     Role,
     StopReason,

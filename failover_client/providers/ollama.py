@@ -28,9 +28,9 @@ from ..streaming import iter_ndjson, loads_event
 from ..types import (
     CompletionRequest,
     CompletionResponse,
+    ContentBlock,
     EmbeddingRequest,
     EmbeddingResponse,
-    ContentBlock,
     ImageBlock,
     Message,
     Role,

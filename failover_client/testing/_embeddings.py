@@ -146,22 +146,36 @@ class AzureEmbeddings(_OpenAIShape, _azure.AzureProtocol):
 GEMINI_EMBED_FIELDS = frozenset({"model", "content", "taskType", "title", "outputDimensionality"})
 
 
-class GeminiEmbeddings(_gemini.GeminiProtocol):
-    """``models/{model}:batchEmbedContents`` (the route of the SDK's embed_content)."""
+class _GoogleEmbeddings:
+    """The embedding methods of a Google route: the chat protocol's credentials check, then the
+    method's own body check (``check_embedding``)."""
 
-    name = "gemini-embeddings"
+    methods: frozenset[str] = frozenset()
 
     def matches(self, path: str) -> bool:
-        match = self.route_pattern.match(path)
-        return match is not None and match["method"] == "batchEmbedContents"
+        match = self.route_pattern.match(path)  # type: ignore[attr-defined]
+        return match is not None and match["method"] in self.methods
 
     def check(self, call: Call, json_ok: bool) -> ErrorSpec | None:
         assert isinstance(call, _gemini.RouteCall)
-        rejected = self.check_credentials(call)
+        rejected = self.check_credentials(call)  # type: ignore[attr-defined]
         if rejected is not None:
             return rejected
         if not json_ok:
             return _gemini.google_error(400, "Invalid JSON payload received. Unexpected token.")
+        return self.check_embedding(call)
+
+    def check_embedding(self, call: _gemini.RouteCall) -> ErrorSpec | None:
+        raise NotImplementedError
+
+
+class GeminiEmbeddings(_GoogleEmbeddings, _gemini.GeminiProtocol):
+    """``models/{model}:batchEmbedContents`` (the route of the SDK's embed_content)."""
+
+    name = "gemini-embeddings"
+    methods = frozenset({"batchEmbedContents"})
+
+    def check_embedding(self, call: _gemini.RouteCall) -> ErrorSpec | None:
         requests = call.body.get("requests")
         if not isinstance(requests, list) or not requests:
             return _gemini.google_error(400, "* BatchEmbedContentsRequest.requests: requests must not be empty\n")
@@ -198,22 +212,13 @@ def _content_text(content: Any) -> str:
     return "".join(part.get("text", "") for part in parts if isinstance(part, dict))
 
 
-class VertexEmbeddings(_vertex.VertexGeminiProtocol):
+class VertexEmbeddings(_GoogleEmbeddings, _vertex.VertexGeminiProtocol):
     """Vertex's ``:predict`` (text-embedding-*, gemini-embedding-001) and ``:embedContent``."""
 
     name = "vertex-embeddings"
+    methods = frozenset({"predict", "embedContent"})
 
-    def matches(self, path: str) -> bool:
-        match = self.route_pattern.match(path)
-        return match is not None and match["method"] in ("predict", "embedContent")
-
-    def check(self, call: Call, json_ok: bool) -> ErrorSpec | None:
-        assert isinstance(call, _gemini.RouteCall)
-        rejected = self.check_credentials(call)
-        if rejected is not None:
-            return rejected
-        if not json_ok:
-            return _gemini.google_error(400, "Invalid JSON payload received. Unexpected token.")
+    def check_embedding(self, call: _gemini.RouteCall) -> ErrorSpec | None:
         if call.method == "embedContent":
             if not _content_text(call.body.get("content")):
                 return _gemini.google_error(400, "content must not be empty")
@@ -239,7 +244,7 @@ class VertexEmbeddings(_vertex.VertexGeminiProtocol):
         vectors = _vectors(texts, (call.body.get("parameters") or {}).get("outputDimensionality"), finished)
         predictions = [{"embeddings": {"values": vector, "statistics": {"truncated": False,
                                                                         "token_count": tokens([text])}}}
-                       for text, vector in zip(texts, vectors)]
+                       for text, vector in zip(texts, vectors, strict=False)]
         return _gemini.pretty({"predictions": predictions,
                                "metadata": {"billableCharacterCount": sum(len(t) for t in texts)}})
 
