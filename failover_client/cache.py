@@ -23,6 +23,7 @@ warning until it answers again; an entry that does not decode is ignored and rep
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -193,7 +194,7 @@ class RedisCache(ResponseCache):
 def cache_key(request: Request, models: list[tuple[str, str]]) -> str:
     """The key of ``request`` sent through a chain that would send ``models`` ((provider, model)
     pairs, in order); see the module docstring for what goes in."""
-    fields = request.to_dict(encode_json=True)
+    fields = dataclasses.asdict(request)  # nested dataclasses as dicts; the enums are str
     fields.pop("stream", None)
     canonical = json.dumps({"format": CACHE_FORMAT, "kind": type(request).__name__, "request": fields,
                             "chain": models}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -206,16 +207,26 @@ def cacheable(request: Request, cache_sampled: bool) -> bool:
 
 
 def encode(answer: Answer) -> bytes:
-    stored = answer.to_dict(encode_json=True)
-    stored.pop("attempts", None)
+    """The answer as stored: dataclasses-json's dict for a completion; for embeddings a plain
+    dict, as that library walks every number of every vector (hundreds of ms for a few)."""
+    if isinstance(answer, EmbeddingResponse):
+        stored: dict[str, Any] = {"vectors": answer.vectors, "model": answer.model, "provider": answer.provider}
+    else:
+        stored = answer.to_dict(encode_json=True)
+        stored.pop("attempts", None)
     return json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _embedding_from(raw: bytes) -> EmbeddingResponse:
+    data = json.loads(raw)
+    return EmbeddingResponse(data["vectors"], data["model"], provider=data.get("provider"))
 
 
 def decode(raw: bytes, kind: type[Answer], elapsed_ms: float) -> Answer | None:
     """The stored answer as a hit (one "cache" attempt, zero usage), or None when the entry does
     not decode (then it is a miss, and the answer that follows replaces it)."""
     try:
-        answer = kind.from_json(raw)
+        answer = _embedding_from(raw) if kind is EmbeddingResponse else kind.from_json(raw)
         _check_stored(answer)
     except Exception:  # whatever a corrupt entry makes the decoder raise
         logger.warning("ignored a response-cache entry that does not decode")
@@ -230,7 +241,8 @@ def _check_stored(answer: Answer) -> None:
     if not isinstance(answer.model, str):
         raise ValueError("no model")
     if isinstance(answer, EmbeddingResponse):
-        if not answer.vectors or not all(isinstance(v, list) and v for v in answer.vectors):
+        if not isinstance(answer.vectors, list) or not answer.vectors or not all(
+                isinstance(v, list) and v for v in answer.vectors):
             raise ValueError("no vectors")
     elif not isinstance(answer.id, str) or not isinstance(answer.content, list) or not all(
             isinstance(block, (TextBlock, ThinkingBlock, ToolUseBlock)) for block in answer.content):
