@@ -15,6 +15,7 @@ The package map (each module stands above what it imports; scripts/check_layout.
     tokens.py       local token counts: tiktoken where installed, a heuristic otherwise
     failover.py     triggers, fallbacks, FailoverConfig and FailoverClient
     presets.py      ready-made chains (OpenAI <-> Anthropic, simple failover)
+    cache.py        the response cache: keys, MemoryCache, RedisCache, stream replay
     providers/      one module per wire protocol, SigV4, and the catalog of named providers
     resilience/     load balancing, hedging, cancel scopes, client-side rate limits
     log/            logging, event hooks, OpenTelemetry spans, usage and budgets
@@ -40,7 +41,7 @@ _EXPORTS = {
         "TextBlock", "ImageBlock", "ToolUseBlock", "ToolResultBlock", "ThinkingBlock", "ToolDefinition",
         "ToolChoice", "ThinkingConfig", "ResponseFormat", "ToolCallDelta", "Attempt", "collect", "iter_text",
         "TokenCountRequest", "TokenCountResult", "BatchRequest", "BatchJob", "BatchResult", "BatchStatus",
-        "BatchCounts", "BatchResultStatus", "DocumentBlock",
+        "BatchCounts", "BatchResultStatus", "DocumentBlock", "EmbeddingRequest", "EmbeddingResponse",
     ),
     "errors": (
         "FailoverClientError", "InvalidArgumentError", "ProviderError", "RateLimitError", "QuotaExceededError",
@@ -123,6 +124,8 @@ if TYPE_CHECKING:
         CompletionRequest,
         CompletionResponse,
         DocumentBlock,
+        EmbeddingRequest,
+        EmbeddingResponse,
         ImageBlock,
         Message,
         ResponseFormat,

@@ -37,7 +37,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, TypeVar
 
 from .errors import (
     AllProvidersFailedError,
@@ -65,7 +65,21 @@ from .provider import Provider, stream_usage
 from .resilience.balance import Strategy, arrange, make_strategy
 from .resilience.ratelimit import RateLimit, estimate_tokens, used_tokens
 from .retry import Deadline, RetryPolicy
-from .types import Attempt, CompletionRequest, CompletionResponse, Message, StopReason, StreamChunk, Usage, collect
+
+if TYPE_CHECKING:
+    from .cache import ResponseCache
+from .types import (
+    Attempt,
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Message,
+    StopReason,
+    StreamChunk,
+    Usage,
+    collect,
+)
 
 T = TypeVar("T")
 
@@ -142,6 +156,19 @@ class FailoverConfig:
     balanced: list[tuple[tuple[str, ...], Strategy]] = field(default_factory=list)
     hedge_after: float | None = None
     routes: dict[str, list[FallbackProvider]] = field(default_factory=dict)
+    cache: ResponseCache | None = None
+    cache_sampled: bool = False
+
+    def with_cache(self, cache: ResponseCache | None, *, cache_sampled: bool = False) -> FailoverConfig:
+        """Answer identical requests from ``cache`` (failover_client.cache.MemoryCache or
+        RedisCache; None turns caching off); answers to requests with ``temperature`` above 0
+        are cached only with ``cache_sampled=True``."""
+        from .cache import ResponseCache
+
+        if cache is not None and not isinstance(cache, ResponseCache):
+            raise InvalidArgumentError("with_cache takes a failover_client.cache.MemoryCache or RedisCache")
+        self.cache, self.cache_sampled = cache, bool(cache_sampled)
+        return self
 
     def __post_init__(self) -> None:
         """A config built through the constructor is checked as the builder methods check it,
@@ -449,12 +476,18 @@ class _Run:
     def _request_for(self, entry: FallbackProvider) -> CompletionRequest:
         return self.request.with_model(entry.model_for(self.request.model))
 
+    def _cannot_carry(self, entry: FallbackProvider, request: CompletionRequest) -> tuple[str, str] | None:
+        """(error type, reason) when ``entry`` is no place to send ``request``, else None."""
+        reason = entry.provider.can_carry(request)
+        return None if reason is None else ("NotSupported", reason)
+
     def _admit(self, entry: FallbackProvider) -> _Try | None:
-        """An attempt on ``entry`` if its circuit and its rate limit let one through."""
+        """An attempt on ``entry`` if it can carry the request and its circuit and its rate
+        limit let one through."""
         request = self._request_for(entry)
-        cannot = entry.provider.can_carry(request)
+        cannot = self._cannot_carry(entry, request)
         if cannot is not None:
-            self._skip(entry, request, "NotSupported", cannot)
+            self._skip(entry, request, *cannot)
             return None
         permit = GO
         if self.config.breaker is not None:
@@ -732,17 +765,71 @@ class FailoverClient(Provider):
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
         request.validate()
+        key, stored = self._cached(request)
+        if stored is not None:
+            return stored
         run = _Run(self.config, request, timeout)
         winner, response = self._first_success(run, _answer)
         response.provider = winner.name
         response.attempts = run.succeeded(winner, response.usage)
         response.response_format = request.response_format
+        self._store(key, response)
         return response
+
+    @property
+    def supports_embeddings(self) -> bool:  # type: ignore[override]
+        return any(entry.provider.supports_embeddings for entry in self.config.chain())
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """Vectors from the first provider that can give them, under the rules of ``complete``.
+        Vectors of different models are not interchangeable, so a fallback takes part only when
+        it is sent the same model (another deployment or region) or has a mapping for this model
+        (``with_model_mapping``); any other is listed as skipped, with the reason."""
+        request.validate()
+        key, stored = self._cached(request)
+        if stored is not None:
+            return stored
+        run = _EmbeddingRun(self.config, request, timeout)  # type: ignore[arg-type]
+        winner, response = self._first_success(run, _embedding)
+        response.provider = winner.name
+        response.attempts = run.succeeded(winner, response.usage)
+        self._store(key, response)
+        return response
+
+    def _cached(self, request: Any) -> tuple[str | None, Any]:
+        """(this call's cache key, the stored answer on a hit); (None, None) when not cached."""
+        config = self.config
+        if config.cache is None:
+            return None, None
+        from .cache import cache_key, cacheable, decode
+
+        if not cacheable(request, config.cache_sampled):
+            return None, None
+        started = time.perf_counter()
+        key = cache_key(request, [(entry.name, entry.model_for(request.model)) for entry in config.chain()])
+        raw = config.cache.get(key)
+        kind = EmbeddingResponse if isinstance(request, EmbeddingRequest) else CompletionResponse
+        stored = None if raw is None else decode(raw, kind, round((time.perf_counter() - started) * 1000, 3))
+        if config.hooks:
+            config.hooks.emit("cache", hit=stored is not None, model=request.model)
+        return key, stored
+
+    def _store(self, key: str | None, answer: Any) -> None:
+        if key is not None and self.config.cache is not None:
+            from .cache import encode
+
+            self.config.cache.set(key, encode(answer))
 
     def complete_stream(self, request: CompletionRequest, *,
                         timeout: float | None = None) -> Generator[StreamChunk, None, None]:
         request.validate()
-        yield from self._relay(_Run(self.config, request, timeout))
+        key, stored = self._cached(request)
+        if stored is not None:
+            from .cache import replay
+
+            yield from replay(stored)
+            return
+        yield from self._relay(_Run(self.config, request, timeout), key)
 
     def open_stream(self, request: CompletionRequest, *, timeout: float | None = None) -> Stream:
         """Fail over until the first chunk carrying output is in hand, then hand the stream over.
@@ -753,8 +840,14 @@ class FailoverClient(Provider):
         non-trigger ProviderError), so the view can still answer 502/503.  Close the Stream (or
         use it in a ``with``) when the consumer stops early: that closes the upstream response."""
         request.validate()
+        key, stored = self._cached(request)
+        if stored is not None:
+            from .cache import replay
+
+            replayed = replay(stored)
+            return Stream(replayed, [next(replayed)], stored.attempts)  # the first chunk names the provider
         run = _Run(self.config, request, timeout)
-        chunks = self._relay(run)
+        chunks = self._relay(run, key)
         head: list[StreamChunk] = []
         try:
             for chunk in chunks:
@@ -766,8 +859,9 @@ class FailoverClient(Provider):
             raise
         return Stream(chunks, head, run.attempts)
 
-    def _relay(self, run: _Run) -> Generator[StreamChunk, None, None]:
-        """The chunks of one streamed call through the chain (rule 6 of the module docstring)."""
+    def _relay(self, run: _Run, key: str | None) -> Generator[StreamChunk, None, None]:
+        """The chunks of one streamed call through the chain (rule 6 of the module docstring),
+        the whole answer stored in the cache under ``key`` when one provider gave it all."""
         shown: list[StreamChunk] = []  # everything the caller has received
         interruption: ProviderError | None = None
         while True:
@@ -804,8 +898,10 @@ class FailoverClient(Provider):
                 raise
             finally:
                 opened.close()
-            yield StreamChunk(provider=winner.name, attempts=run.succeeded(winner, _usage(received)),
-                              response_format=winner.request.response_format)
+            attempts = run.succeeded(winner, _usage(received))
+            if interruption is None:
+                self._store(key, replace(collect(shown), provider=winner.name))  # a whole answer from one provider
+            yield StreamChunk(provider=winner.name, attempts=attempts, response_format=winner.request.response_format)
             return
 
     def can_carry(self, request: CompletionRequest) -> str | None:
@@ -880,6 +976,25 @@ def _answer(attempt: _Try, run: _Run) -> CompletionResponse:
         response.provider = attempt.name
         _ = response.parsed  # raises InvalidOutputError
     return response
+
+
+def _embedding(attempt: _Try, run: _Run) -> EmbeddingResponse:
+    return attempt.provider.embed(attempt.request, timeout=run.timeout())  # type: ignore[arg-type]
+
+
+class _EmbeddingRun(_Run):
+    """A call of ``embed``: as any other, except that a fallback whose vectors would come from
+    another model, or that serves no embeddings, is passed over (and listed as skipped)."""
+
+    def _cannot_carry(self, entry: FallbackProvider, request: Any) -> tuple[str, str] | None:
+        model = self.request.model
+        if not entry.provider.supports_embeddings:
+            return "NotInterchangeable", "serves no embeddings"
+        if entry.name != self.config.primary_name and model not in entry.model_mapping \
+                and entry.model_for(model) != model:
+            return "NotInterchangeable", (f"no embedding model mapping for {model!r} (vectors of "
+                                          f"{entry.model_for(model)!r} would not be comparable)")
+        return None
 
 
 def _open_stream(attempt: _Try, run: _Run) -> _Opened:

@@ -34,6 +34,8 @@ from .types import (
     CompletionRequest,
     CompletionResponse,
     DocumentBlock,
+    EmbeddingRequest,
+    EmbeddingResponse,
     StreamChunk,
     TextBlock,
     ThinkingBlock,
@@ -60,6 +62,7 @@ class Provider:
     supports_streaming = True
     supports_token_counting = False
     supports_batch = False
+    supports_embeddings = False
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
         """One answer.  ``timeout`` bounds the whole call, reading included."""
@@ -83,6 +86,10 @@ class Provider:
                      timeout: float | None = None) -> TokenCountResult:
         """Input tokens the prompt would use (see ``supports_token_counting``)."""
         raise self._unsupported("count_tokens")
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """One vector per input (see ``supports_embeddings``)."""
+        raise self._unsupported("embed")
 
     def create_batch(self, requests: Any) -> Any:
         raise self._unsupported("create_batch")

@@ -622,8 +622,8 @@ class Attempt(JsonMixin):
 
     provider: str
     model: str
-    outcome: str  # "ok", "error", "skipped" (circuit open, held, rate limited), "cancelled" (a lost hedge, a stream
-    # closed early, an interrupt)
+    outcome: str  # "ok", "error", "skipped" (circuit open, held, rate limited, cannot carry the request),
+    # "cancelled" (a lost hedge), "abandoned" (its consumer dropped it mid-way), "cache" (a cache hit)
     elapsed_ms: float = 0.0
     error_type: str | None = None
     error: str | None = None
@@ -868,6 +868,79 @@ class TokenCountResult(JsonMixin):
     exact: bool = True
     model: str = ""
     provider: str | None = None
+
+
+# --- embeddings ----------------------------------------------------------------------------
+
+EMBEDDING_INPUT_TYPES = ("query", "document", "classification", "clustering", "similarity")
+
+
+@dataclass
+class EmbeddingRequest(JsonMixin):
+    """Texts to turn into vectors.  ``input_type`` says what the texts are for, in words every
+    protocol that takes a hint maps to its own (Cohere ``search_query``, Gemini
+    ``RETRIEVAL_QUERY``, Voyage ``query``, Jina ``retrieval.query``); protocols without one
+    ignore it.  ``truncate``: None leaves the provider's default, True lets it cut an input that
+    is too long, False asks for an error instead (where the protocol has the option).
+    ``dimensions`` asks a model that can shorten its vectors for that many numbers."""
+
+    model: str
+    inputs: list[str]
+    dimensions: int | None = None
+    input_type: str | None = None
+    truncate: bool | None = None
+    extra: dict[str, Any] | None = None  # merged into the wire body as it is: vendor options
+
+    def with_model(self, model: str) -> EmbeddingRequest:
+        from dataclasses import replace
+
+        return self if model == self.model else replace(self, model=model)
+
+    def validate(self) -> None:
+        """Raise InvalidArgumentError naming the first malformed field."""
+        from .errors import InvalidArgumentError
+
+        if not isinstance(self.model, str) or not self.model:
+            raise InvalidArgumentError("EmbeddingRequest.model must be a non-empty string")
+        if isinstance(self.inputs, str) or not isinstance(self.inputs, list) or not self.inputs:
+            raise InvalidArgumentError("EmbeddingRequest.inputs must be a non-empty list of strings")
+        for i, text in enumerate(self.inputs):
+            if not isinstance(text, str):
+                raise InvalidArgumentError(f"EmbeddingRequest.inputs[{i}] is {type(text).__name__}, not a str")
+            if not text.strip():
+                raise InvalidArgumentError(f"EmbeddingRequest.inputs[{i}] is empty (providers reject empty inputs)")
+        if self.dimensions is not None and (isinstance(self.dimensions, bool) or not isinstance(self.dimensions, int)
+                                            or self.dimensions < 1):
+            raise InvalidArgumentError("EmbeddingRequest.dimensions must be a positive int")
+        if self.input_type is not None and self.input_type not in EMBEDDING_INPUT_TYPES:
+            raise InvalidArgumentError(
+                f"EmbeddingRequest.input_type {self.input_type!r} is not one of {EMBEDDING_INPUT_TYPES}")
+        if self.truncate is not None and not isinstance(self.truncate, bool):
+            raise InvalidArgumentError("EmbeddingRequest.truncate must be True, False or None")
+        if self.extra is not None and not isinstance(self.extra, dict):
+            raise InvalidArgumentError("EmbeddingRequest.extra must be a dict")
+
+
+@dataclass
+class EmbeddingResponse(JsonMixin):
+    """One vector per input, in input order."""
+
+    vectors: list[list[float]]
+    model: str
+    provider: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.vectors[0]) if self.vectors else 0
+
+    @property
+    def cost(self) -> float | None:
+        """US dollars at the model registry's input price; None when it is unknown."""
+        from .models import cost_of
+
+        return cost_of(self.usage, self.model, provider=self.provider)
 
 
 # --- batches -------------------------------------------------------------------------------

@@ -35,7 +35,16 @@ from typing import IO, Any, Callable, Iterable, Protocol, Sequence
 
 from ..errors import FailoverClientError, InvalidArgumentError, redact
 from ..provider import Provider
-from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest
+from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest, EmbeddingResponse
+
+
+def embed(texts: Sequence[str], client: Provider, **options: Any) -> EmbeddingResponse:
+    """Vectors for many ``texts`` through ``client``, in requests cut to the model's limits and
+    run on a pool of threads, in input order, with progress and checkpoints; the options
+    (``model``, ``batch_size``, ``workers``, ``checkpoint``...) are embedding.embed_all's."""
+    from .embedding import embed_all
+
+    return embed_all(texts, client, bar=ProgressBar, **options)
 
 
 class RunResults(list[BatchResult]):

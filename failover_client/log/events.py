@@ -17,6 +17,8 @@ swallowed.  Event names and the keyword arguments each hook receives:
 
 Providers skipped without a request (open circuit, client-side rate limit) have no events;
 they are listed on the call's attempts with outcome "skipped".
+* ``cache``: hit (True when a stored answer was returned), model — once per call that a
+  response cache (``FailoverConfig.with_cache``) looked up.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, Callable
 
 logger = logging.getLogger("failover_client")
 
-EVENTS = ("attempt_start", "attempt_end", "retry", "failover", "circuit", "hedge")
+EVENTS = ("attempt_start", "attempt_end", "retry", "failover", "circuit", "hedge", "cache")
 Hook = Callable[..., Any]
 
 

@@ -92,6 +92,8 @@ class UsageTracker:
         self._registry = registry
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], UsageTotals] = {}
+        self.cache_hits = 0  # calls answered by a response cache (failover_client.cache)
+        self.cache_misses = 0
 
     # -- recording --------------------------------------------------------------------------
 
@@ -120,9 +122,17 @@ class UsageTracker:
         billed = usage if usage is not None else _partial_usage(error)
         self.record(provider, model, billed, ok=outcome in ("ok", "abandoned"))  # an abandoned stream was billed
 
+    def on_cache(self, *, hit: bool, **_: Any) -> None:
+        """The ``cache`` hook: one response-cache lookup."""
+        with self._lock:
+            if hit:
+                self.cache_hits += 1
+            else:
+                self.cache_misses += 1
+
     def attach(self, config: FailoverConfig) -> FailoverConfig:
-        """Count every attempt of the client built from ``config``; returns ``config``."""
-        return config.on("attempt_end", self.on_attempt_end)
+        """Count every attempt and cache lookup of the client built from ``config``; returns ``config``."""
+        return config.on("attempt_end", self.on_attempt_end).on("cache", self.on_cache)
 
     def wrap(self, provider: Provider, name: str | None = None) -> TrackedProvider:
         """``provider`` with budget enforcement and accounting (see the module docstring)."""
@@ -177,6 +187,7 @@ class UsageTracker:
             "total": asdict(self.totals()),
             "by_provider": {name: asdict(t) for name, t in self.by_provider().items()},
             "by_model": {name: asdict(t) for name, t in self.by_model().items()},
+            "cache": {"hits": self.cache_hits, "misses": self.cache_misses},
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -185,6 +196,7 @@ class UsageTracker:
     def reset(self) -> None:
         with self._lock:
             self._totals.clear()
+            self.cache_hits = self.cache_misses = 0
 
     # -- what a wrapped call returned ----------------------------------------------------------
 
@@ -192,6 +204,8 @@ class UsageTracker:
         for attempt in attempts:
             if attempt.outcome == "error":
                 self.record(attempt.provider, attempt.model, None, ok=False)
+            elif attempt.outcome == "cache":
+                self.on_cache(hit=True)
 
     def _count_answer(self, provider: str, model: str, usage: Usage | None, attempts: list[Attempt]) -> None:
         self._count_attempts(attempts)

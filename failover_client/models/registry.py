@@ -78,6 +78,10 @@ class ModelInfo:
     checked: str | None = None  # ISO date the row was last checked against its source
     source: str = ""
     successor: str | None = None  # the replacement the vendor names for a deprecated model
+    # embedding models (data/embeddings.csv): vector length by default, and the per-request limits
+    embedding_dimensions: int | None = None
+    max_inputs: int | None = None  # texts in one request
+    max_input_tokens: int | None = None  # tokens in one text
 
     @property
     def name(self) -> str:
@@ -272,6 +276,8 @@ def row_from_csv(record: dict[str, str]) -> ModelInfo:
         knowledge_cutoff=record["knowledge_cutoff"] or None, deprecation_date=record["deprecation_date"] or None,
         checked=record["checked"] or None, source=record["source"],
         cache_write_1h_price=_number(record.get("cache_write_1h", "")), successor=record.get("successor") or None,
+        embedding_dimensions=_integer(record.get("dimensions", "")), max_inputs=_integer(record.get("max_inputs", "")),
+        max_input_tokens=_integer(record.get("max_input_tokens", "")),
     )
 
 

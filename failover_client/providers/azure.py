@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from ..errors import AuthenticationError, InvalidArgumentError, MissingCredentialsError, register_secrets
-from ..types import CompletionRequest
+from ..types import CompletionRequest, EmbeddingRequest, EmbeddingResponse
 from .openai import OpenAIProvider
 
 V1 = "v1"
@@ -124,6 +124,14 @@ class AzureOpenAIProvider(OpenAIProvider):
 
     def _params(self, request: CompletionRequest, stream: bool) -> Mapping[str, str] | None:
         return None if self.api_version is None else {"api-version": self.api_version}
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """OpenAI's embeddings at the deployment's URL; the v1 API finds the deployment by ``model``."""
+        if self.api_version is None and self.deployment:
+            request = request.with_model(self.deployment)
+        return super().embed(request, timeout=timeout)
 
     def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
         body = super()._body(request, stream)

@@ -39,6 +39,8 @@ from ..types import (
     CompletionResponse,
     ContentBlock,
     DocumentBlock,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImageBlock,
     Message,
     StopReason,
@@ -421,3 +423,12 @@ class BedrockProvider(HttpProvider):
 
     def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
         return response_from_wire(data, self.name, request.model)
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """InvokeModel with the model family's body: Titan Text Embeddings or Cohere Embed."""
+        from . import embeddings
+
+        path, wire = embeddings.bedrock_route(request.model)
+        return embeddings.embed(self, request, path, wire, timeout=timeout)

@@ -261,3 +261,31 @@ CATALOG: tuple[ProviderSpec, ...] = (
     _row("mlc-llm", "MLC LLM", "openai", "http://127.0.0.1:8000/v1", None),
     _row("mistral.rs", "mistral.rs", "openai", "http://localhost:1234/v1", None),
 )
+
+# The OpenAI-protocol hosts that serve ``POST {base}/embeddings``, and the dialect of its body
+# (providers/embeddings.py): OpenAI's own, or the parameters Mistral, Voyage and Jina use instead
+# of ``dimensions``.  Hosts listed from their own documentation or server source
+# (protocols-embeddings.md §1.6); local servers serve it when started with an embedding model.
+# Voyage (https://api.voyageai.com/v1, VOYAGE_API_KEY) and Jina (https://api.jina.ai/v1,
+# JINA_API_KEY) serve only embeddings and have no chat row: OpenAIProvider(name="voyage", ...).
+EMBEDDINGS: Mapping[str, str] = {
+    "openai": "openai",
+    "mistral": "mistral",
+    "voyage": "voyage",
+    "jina": "jina",
+    "nebius": "openai",
+    "openrouter": "openai",
+    "litellm": "openai",
+    "vllm": "openai",
+    "llamacpp": "openai",
+    "sglang": "openai",
+    "lmstudio": "openai",
+    "localai": "openai",
+}
+_CATALOG_NAMES = frozenset(spec.name for spec in CATALOG)
+
+
+def serves_embeddings(name: str) -> bool:
+    """Whether the OpenAI-protocol provider ``name`` serves ``/embeddings``: the catalog's hosts
+    marked above, and any provider under a name of its own (a proxy, a test server)."""
+    return name in EMBEDDINGS or name not in _CATALOG_NAMES

@@ -38,6 +38,8 @@ from ..types import (
     CompletionRequest,
     CompletionResponse,
     ContentBlock,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImageBlock,
     Message,
     Role,
@@ -277,6 +279,14 @@ class CohereProvider(HttpProvider):
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """``POST /v2/embed`` (embeddings.py holds the mapping)."""
+        from . import embeddings
+
+        return embeddings.embed(self, request, "/v2/embed", embeddings.COHERE, timeout=timeout)
 
     def _parse(self, data: Any, request: CompletionRequest) -> CompletionResponse:
         """Cohere's answer does not name the model: it is the one asked for."""

@@ -46,6 +46,8 @@ from ..types import (
     CompletionResponse,
     ContentBlock,
     DocumentBlock,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImageBlock,
     Role,
     StopReason,
@@ -461,6 +463,15 @@ class GeminiProvider(HttpProvider):
 
     def _params(self, request: CompletionRequest, stream: bool) -> dict[str, str] | None:
         return SSE if stream else None
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """``:batchEmbedContents``, as the official SDK calls it even for one text."""
+        from . import embeddings
+
+        path = model_path(request.model) + embeddings.GEMINI_BATCH
+        return embeddings.embed(self, request, path, embeddings.GEMINI, timeout=timeout)
 
     def count_tokens(self, request: TokenCountRequest | CompletionRequest, *,
                      timeout: float | None = None) -> TokenCountResult:

@@ -30,6 +30,8 @@ from ..types import (
     CompletionResponse,
     ContentBlock,
     DocumentBlock,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImageBlock,
     Message,
     Role,
@@ -237,3 +239,11 @@ class OllamaProvider(HttpProvider):
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """The native ``POST /api/embed`` (embeddings.py holds the mapping)."""
+        from . import embeddings
+
+        return embeddings.embed(self, request, embeddings.OLLAMA_PATH, embeddings.OLLAMA, timeout=timeout)

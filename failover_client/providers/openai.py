@@ -20,6 +20,8 @@ from ..types import (
     CompletionResponse,
     ContentBlock,
     DocumentBlock,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ImageBlock,
     Message,
     Role,
@@ -394,6 +396,22 @@ class OpenAIProvider(BatchMethods, HttpProvider):
 
     def _auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
+
+    @property
+    def supports_embeddings(self) -> bool:  # type: ignore[override]
+        from .catalog import serves_embeddings
+
+        return serves_embeddings(self.name)
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """``POST {base}/embeddings`` beside the chat path, in the host's dialect (embeddings.py)."""
+        from . import embeddings
+        from .catalog import EMBEDDINGS
+
+        path = self._path(request, False)[: -len(self.chat_path)] + "/embeddings"  # type: ignore[arg-type]
+        wire = embeddings.OPENAI_DIALECTS[EMBEDDINGS.get(self.name, "openai")]
+        return embeddings.embed(self, request, path, wire, timeout=timeout,
+                                params=self._params(request, False))  # type: ignore[arg-type]
 
     def count_tokens(self, request: TokenCountRequest | CompletionRequest, *,
                      timeout: float | None = None) -> TokenCountResult:

@@ -21,7 +21,15 @@ from urllib.parse import quote
 from ..errors import AuthenticationError, InvalidArgumentError, MissingCredentialsError, ResponseDecodeError
 from ..provider import HttpProvider, WireFormat, dumps
 from ..retry import Deadline
-from ..types import CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, TokenCountResult
+from ..types import (
+    CompletionRequest,
+    CompletionResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamChunk,
+    TokenCountRequest,
+    TokenCountResult,
+)
 from . import anthropic, gemini
 
 if TYPE_CHECKING:
@@ -138,6 +146,16 @@ class VertexProvider(HttpProvider):
     def _parse_stream(self, response: HttpResponse, request: CompletionRequest) -> Iterator[StreamChunk]:
         wire = self._wire(request.model)
         return wire.stream(wire.frames(response.iter_bytes(), response.max_event_bytes), self.name, request.model)
+
+    supports_embeddings = True
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """Google's embedding models: ``:predict``, or ``:embedContent`` for the Gemini ones."""
+        from . import embeddings
+
+        method, wire = embeddings.vertex_route(request.model)
+        return embeddings.embed(self, request, self._model_path("google", request.model) + method, wire,
+                                timeout=timeout)
 
     # --- token counting
 

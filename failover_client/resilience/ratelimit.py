@@ -50,6 +50,9 @@ class RateLimit:
 
 def estimate_tokens(request: CompletionRequest) -> int:
     """Tokens to reserve for ``request``: its prompt at ~4 characters a token, plus max_tokens."""
+    inputs = getattr(request, "inputs", None)
+    if inputs is not None:  # an EmbeddingRequest: its texts are all it spends
+        return math.ceil(sum(len(text) for text in inputs) / CHARS_PER_TOKEN)
     chars = sum(len(getattr(block, "text", None) or repr(block))  # images, tool calls: their size as written
                 for message in request.messages for block in message.content)
     if request.system:

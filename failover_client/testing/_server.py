@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
-from . import _anthropic, _azure, _bedrock, _cohere, _gemini, _ollama, _openai, _responses, _vertex
+from . import _anthropic, _azure, _bedrock, _cohere, _embeddings, _gemini, _ollama, _openai, _responses, _vertex
 from ._batches import BatchEndpoints
 from ._count_tokens import PROTOCOL as ANTHROPIC_COUNT_TOKENS
 from ._http import Connection, Incoming, ProviderHTTPServer
@@ -22,6 +22,7 @@ from ._protocol import ErrorSpec, HttpResponse, Protocol, RecordedRequest, encod
 from ._steps import Fault, RandomFaults, Reply, Step
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (  # one line per protocol module
+    *_embeddings.PROTOCOLS,  # first: their routes are more specific than Gemini's and Vertex's chat routes
     _openai.PROTOCOL,
     _anthropic.PROTOCOL,
     ANTHROPIC_COUNT_TOKENS,
