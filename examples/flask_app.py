@@ -29,8 +29,8 @@ def provider(model, base_url_variable):
 
 app = Flask(__name__)
 app.config["FAILOVER_CLIENT"] = {
-    "providers": [provider("openai/gpt-4o", "OPENAI_BASE_URL"),
-                  provider("anthropic/claude-sonnet-4-5", "ANTHROPIC_BASE_URL")],
+    "providers": [provider("openai/gpt-5.5", "OPENAI_BASE_URL"),
+                  provider("anthropic/claude-opus-5", "ANTHROPIC_BASE_URL")],
     "deadline": 30,  # and the web profile (the default): at most 2 s of sleeping per call
     "health_store": os.environ.get("REDIS_URL"),
 }
@@ -40,7 +40,7 @@ if os.environ.get("FAILOVER_LOG"):
 
 
 def question():
-    return CompletionRequest("gpt-4o", [Message.user(request.get_json()["question"])], max_tokens=500)
+    return CompletionRequest("gpt-5.5", [Message.user(request.get_json()["question"])], max_tokens=500)
 
 
 @app.post("/ask")

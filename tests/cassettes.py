@@ -142,6 +142,20 @@ class Interaction:
         return self.content_type in STREAMING_CONTENT_TYPES
 
 
+@dataclass(frozen=True)
+class CassetteCase:
+    """One recorded interaction to replay, named for pytest ids as ``<cassette>#<index>``; each
+    corpus test module subclasses it with what its protocol needs to know."""
+
+    cassette: str
+    index: int
+    interaction: Interaction = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.cassette}#{self.index}"
+
+
 def _sniff_content_type(path: str, body: bytes) -> str:
     if path.endswith(("/converse-stream", "/invoke-with-response-stream")) and not body.lstrip().startswith(b"{"):
         return "application/vnd.amazon.eventstream"

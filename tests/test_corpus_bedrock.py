@@ -52,7 +52,16 @@ from failover_client.providers.anthropic import stream_from_wire as anthropic_st
 from failover_client.streaming import iter_aws_events
 from failover_client.testing._bedrock import TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY
 
-from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette, split_chunks
+from cassettes import (
+    CassetteCase,
+    Interaction,
+    ReplayServer,
+    cassette_id,
+    corpus_dir,
+    list_cassettes,
+    load_cassette,
+    split_chunks,
+)
 
 INVOKE_MODEL_CASSETTES = (
     "bedrock/otel-python-contrib__test_invoke_model_with_response_stream_with_content[anthropic.claude].yaml",
@@ -66,14 +75,7 @@ def is_converse(interaction: Interaction) -> bool:
 
 
 @dataclass(frozen=True)
-class Case:
-    cassette: str
-    index: int
-    interaction: Interaction = field(repr=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.cassette}#{self.index}"
+class Case(CassetteCase):
 
     @property
     def stream(self) -> bool:

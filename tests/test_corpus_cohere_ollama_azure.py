@@ -75,7 +75,7 @@ def _load_all() -> tuple[list[Case], dict[str, list[int]]]:
             for index, interaction in enumerate(load_cassette(path)):
                 protocol = route(provider_dir, interaction)
                 if protocol is not None:
-                    cases.append(Case(protocol, name, index, interaction))
+                    cases.append(Case(name, index, interaction, protocol))
                 elif provider_dir != "openai":  # openai/ is test_corpus_openai_anthropic's
                     dropped.setdefault(name, []).append(index)
     return cases, dropped

@@ -32,7 +32,7 @@ from failover_client.errors import (
 from failover_client.providers import create
 from failover_client.types import CompletionRequest, Message, collect
 
-from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
+from cassettes import CassetteCase, Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
 
 DIRECTORIES = ("mistral", "groq", "deepseek", "openrouter", "other")
 # Under other/, the recorded host names the catalog row; the other directories name it themselves
@@ -47,15 +47,8 @@ NON_CHAT_CASSETTES = {
         "xAI's Responses API (POST /v1/responses): response.* events, not chat-completion chunks",
 }
 @dataclass(frozen=True)
-class Case:
-    cassette: str
-    index: int
-    provider: str  # the catalog name
-    interaction: Interaction = field(repr=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.cassette}#{self.index}"
+class Case(CassetteCase):
+    provider: str = ""  # the catalog name
 
     @property
     def prefix(self) -> str:
@@ -73,7 +66,7 @@ def _load() -> tuple[list[Case], dict[str, list[int]]]:
                     dropped.setdefault(name, []).append(index)
                     continue
                 provider = HOSTS[urlsplit(interaction.uri).hostname] if directory == "other" else directory
-                cases.append(Case(name, index, provider, interaction))
+                cases.append(Case(name, index, interaction, provider))
     return cases, dropped
 
 

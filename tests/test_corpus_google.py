@@ -59,7 +59,7 @@ from failover_client.types import (
     collect,
 )
 
-from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
+from cassettes import CassetteCase, Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
 
 KEY = "AIza-replay-key-0000000000000000"
 TOKEN = "ya29.replay-token-000000000000"
@@ -71,14 +71,7 @@ JSON_ARRAY_STREAMS = (  # streamGenerateContent without alt=sse: mapped, not rep
 
 
 @dataclass(frozen=True)
-class Case:
-    cassette: str  # "google/<file>"
-    index: int
-    interaction: Interaction = field(repr=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.cassette}#{self.index}"
+class Case(CassetteCase):  # cassette: "google/<file>"
 
     @property
     def route(self) -> dict[str, str]:

@@ -33,7 +33,7 @@ from failover_client.providers.anthropic import AnthropicProvider
 from failover_client.providers.openai import OpenAIProvider
 from failover_client.types import CompletionRequest, CompletionResponse, Message, ThinkingBlock, collect
 
-from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
+from cassettes import CassetteCase, Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
 
 PROVIDERS = ("openai", "anthropic")
 
@@ -68,15 +68,8 @@ def is_replayed(provider: str, interaction: Interaction) -> bool:
 
 
 @dataclass(frozen=True)
-class Case:
-    provider: str
-    cassette: str  # "<provider>/<file>"
-    index: int
-    interaction: Interaction = field(repr=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.cassette}#{self.index}"
+class Case(CassetteCase):  # cassette: "<provider>/<file>"
+    provider: str = ""
 
 
 def _load_all() -> tuple[list[Case], dict[str, list[int]]]:
@@ -88,7 +81,7 @@ def _load_all() -> tuple[list[Case], dict[str, list[int]]]:
             name = cassette_id(path)
             for index, interaction in enumerate(load_cassette(path)):
                 if is_replayed(provider, interaction):
-                    cases.append(Case(provider, name, index, interaction))
+                    cases.append(Case(name, index, interaction, provider))
                 else:
                     dropped.setdefault(name, []).append(index)
     return cases, dropped

@@ -14,7 +14,7 @@ One test case per recorded interaction (``<directory>/<file>#<index>``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -27,7 +27,7 @@ from failover_client.errors import ProviderError
 from failover_client.providers import OpenAIResponsesProvider
 from failover_client.testing import FakeProviderServer, Reply, ToolCall
 
-from cassettes import Interaction, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
+from cassettes import CassetteCase, ReplayServer, cassette_id, corpus_dir, list_cassettes, load_cassette
 
 DIRECTORIES = ("openai", "other")
 PATH = "/responses"
@@ -36,14 +36,7 @@ STOP = {"max_output_tokens": "max_tokens", "content_filter": "content_filter"}
 
 
 @dataclass(frozen=True)
-class Case:
-    cassette: str
-    index: int
-    interaction: Interaction = field(repr=False)
-
-    @property
-    def id(self) -> str:
-        return f"{self.cassette}#{self.index}"
+class Case(CassetteCase):
 
     @property
     def prefix(self) -> str:

@@ -5,10 +5,10 @@ The format (Django ``settings.FAILOVER_CLIENT``, Flask ``app.config["FAILOVER_CL
 
     FAILOVER_CLIENT = {
         "providers": [                                # in order: the first is the primary
-            {"model": "openai/gpt-4o"},               # catalog "provider/model"; key from OPENAI_API_KEY
-            {"model": "anthropic/claude-sonnet-4-5",  # a request for gpt-4o is sent here as this model
+            {"model": "openai/gpt-5.5"},              # catalog "provider/model"; key from OPENAI_API_KEY
+            {"model": "anthropic/claude-opus-5",      # a request for gpt-5.5 is sent here as this model
              "name": "backup",                        # the chain's name for it (default: the provider)
-             "models": {"gpt-4o-mini": "claude-haiku-4-5"},  # more model mappings for this fallback
+             "models": {"gpt-5.4-mini": "claude-haiku-5-5"},  # more model mappings for this fallback
              "options": {"base_url": "https://...", "api_key": "..."}},  # constructor options
         ],
         "deadline": 30,              # seconds per call, streams included (default: none)

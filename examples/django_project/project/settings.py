@@ -24,8 +24,8 @@ def _provider(model, base_url_variable):
 
 
 FAILOVER_CLIENT = {
-    "providers": [_provider("openai/gpt-4o", "OPENAI_BASE_URL"),
-                  _provider("anthropic/claude-sonnet-4-5", "ANTHROPIC_BASE_URL")],
+    "providers": [_provider("openai/gpt-5.5", "OPENAI_BASE_URL"),
+                  _provider("anthropic/claude-opus-5", "ANTHROPIC_BASE_URL")],
     "deadline": 30,  # and the web profile (the default): at most 2 s of sleeping per call
     "health_store": os.environ.get("REDIS_URL"),
 }

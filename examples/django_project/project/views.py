@@ -12,7 +12,7 @@ from failover_client.web import error_body
 
 
 def _question(request):
-    return CompletionRequest("gpt-4o", [Message.user(json.loads(request.body)["question"])], max_tokens=500)
+    return CompletionRequest("gpt-5.5", [Message.user(json.loads(request.body)["question"])], max_tokens=500)
 
 
 @require_POST
