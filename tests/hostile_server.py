@@ -14,16 +14,13 @@ from typing import Callable, Iterator
 Script = Callable[[socket.socket], None]
 
 
-class HostileServer:
+class Listener:
+    """A 127.0.0.1 listener serving each connection in a thread of its own (``_serve``)."""
+
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        self.script: Script = lambda conn: None
-        self.routes: dict[str, Script] = {}  # first path segment -> its answer, else ``script``
-        self.requests: list[bytes] = []
-        self._threads: list[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
-        self._accepting.start()
+        threading.Thread(target=self._accept, daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -35,9 +32,21 @@ class HostileServer:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+class HostileServer(Listener):
+    def __init__(self) -> None:
+        self.script: Script = lambda conn: None
+        self.routes: dict[str, Script] = {}  # first path segment -> its answer, else ``script``
+        self.requests: list[bytes] = []
+        super().__init__()
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
@@ -48,9 +57,6 @@ class HostileServer:
                 self.routes.get(path.split("/")[1], self.script)(conn)
             except OSError:
                 pass  # the client gave up: what these answers are for
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def read_request(conn: socket.socket) -> bytes:

@@ -7,9 +7,9 @@ import select
 import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
+from hostile_server import Listener
 
 from failover_client import NetworkError
 from failover_client.providers import OpenAIProvider
@@ -19,29 +19,6 @@ from support import ask, make_provider
 KEY = "sk-proxy-test-key-0123456789"
 
 
-class Listener:
-    """A 127.0.0.1 listener serving each connection in a thread of its own (``_serve``)."""
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._listener.close()
-
-
 class ForwardProxy(Listener):
     """A small CONNECT-capable HTTP forward proxy on 127.0.0.1."""
 
@@ -49,7 +26,6 @@ class ForwardProxy(Listener):
         self.seen: list[bytes] = []  # the request head of every connection it served
         self.traffic = bytearray()  # every byte a client sent through it
         super().__init__()
-        self.url = f"http://127.0.0.1:{self.port}"
 
     def _serve(self, client: socket.socket) -> None:
         with client:
