@@ -9,7 +9,6 @@ import zlib
 import hypothesis
 import hypothesis.strategies as st
 import pytest
-from hostile_server import HostileServer, answer
 
 from failover_client import CompletionResponse, FailoverClientError, StreamChunk
 from failover_client.providers import (
@@ -23,6 +22,7 @@ from failover_client.providers import (
     VertexProvider,
 )
 
+from hostile_server import HostileServer, answer
 from support import ask
 
 KEY = "sk-property-key-0123456789"

@@ -12,15 +12,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hostile_server import (
-    HostileServer,
-    Trickle,
-    answer,
-    chunked,
-    close_delimited,
-    endless,
-    gzip_bomb,
-)
 
 from failover_client import (
     AllProvidersFailedError,
@@ -50,6 +41,15 @@ from failover_client.providers import (
     VertexProvider,
 )
 
+from hostile_server import (
+    HostileServer,
+    Trickle,
+    answer,
+    chunked,
+    close_delimited,
+    endless,
+    gzip_bomb,
+)
 from support import ask, make_provider
 
 HERE = Path(__file__).resolve().parent

@@ -9,11 +9,11 @@ import ssl
 import subprocess
 
 import pytest
-from hostile_server import Listener
 
 from failover_client import NetworkError
 from failover_client.providers import OpenAIProvider
 
+from hostile_server import Listener
 from support import ask, make_provider
 
 KEY = "sk-proxy-test-key-0123456789"
