@@ -1,6 +1,7 @@
 """Shared fixtures."""
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -10,6 +11,19 @@ import pytest
 from failover_client import collect
 
 from support import PROTOCOLS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Tests deliver real SIGINTs (to this process and to children) and expect Ctrl-C's
+    KeyboardInterrupt.  A suite started in the background (``cmd &`` in a script, some CI
+    runners) inherits SIGINT as ignored, and Python then installs no handler: put Python's own
+    back, which children started from here also get (an exec resets a handled signal)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 @pytest.fixture(params=sorted(PROTOCOLS))
