@@ -145,7 +145,6 @@ def test_an_abandoned_half_open_probe_does_not_keep_a_recovered_provider_skipped
 
 
 def test_the_otel_attempt_span_says_abandoned(fake_provider):
-    pytest.importorskip("opentelemetry.sdk", reason="the otel extra (opentelemetry-sdk) is not installed")
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

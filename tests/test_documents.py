@@ -98,7 +98,7 @@ def test_decoding_a_malformed_block_is_refused_too():
       "cache_control": {"type": "ephemeral"}}, None),
 ])
 def test_anthropic_body_equals_the_sdks(fake_provider, block, sdk_block, sdk_betas):
-    anthropic = pytest.importorskip("anthropic")
+    import anthropic
     ours = make_provider(fake_provider, "a", "anthropic", betas=sdk_betas or ())
     ours.complete(ask(block))
     our_body = body_of(fake_provider)
@@ -119,7 +119,7 @@ def test_anthropic_body_equals_the_sdks(fake_provider, block, sdk_block, sdk_bet
     (DocumentBlock.from_text("Dummy TXT file\n"), {"type": "text", "text": "Dummy TXT file\n"}),
 ])
 def test_openai_chat_body_equals_the_sdks(fake_provider, block, sdk_part):
-    openai = pytest.importorskip("openai")
+    import openai
     make_provider(fake_provider, "openai", "openai").complete(ask(block))
     our_body = body_of(fake_provider)
     sdk = openai.OpenAI(api_key=KEY, base_url=fake_provider.base_url("openai", "openai"), max_retries=0)
@@ -140,7 +140,7 @@ def test_openai_chat_body_equals_the_sdks(fake_provider, block, sdk_part):
      {"type": "input_file", "file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"}),
 ])
 def test_responses_body_equals_the_sdks(fake_provider, block, sdk_part):
-    openai = pytest.importorskip("openai")
+    import openai
     make_provider(fake_provider, "r", "responses").complete(ask(block))
     our_body = body_of(fake_provider)
     sdk = openai.OpenAI(api_key=KEY, base_url=fake_provider.base_url("r", "responses"), max_retries=0)

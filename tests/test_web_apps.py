@@ -24,10 +24,8 @@ from pathlib import Path
 import pytest
 
 from chains import tcp_states_to
+from cli_support import FakeServerProcess
 from conftest import free_port
-
-pytest.importorskip("flask")  # the test extra installs them; this names what is missing otherwise
-pytest.importorskip("django")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 WORDS = [f" w{i}" for i in range(40)]
@@ -35,21 +33,16 @@ ANSWER = "".join(WORDS)
 WORKERS, THREADS, PROVIDERS = 2, 8, 2
 PLAIN, STREAMED, HANG_UPS = 90, 90, 20
 
-# The fake provider as its own process: "primary" (OpenAI protocol) fails 30% of requests
-# before answering (500, 503, 429), "backup" (Anthropic protocol) always answers; answers
-# trickle out 5 ms a word, so a client that hangs up does so while the upstream still streams.
-FAKE_PROVIDER = """
-import sys, threading
-from failover_client.testing import FakeProviderServer, Fault, RandomFaults, Reply
-
-answer = Fault.trickle(0.005, reply=Reply(chunks=[f" w{i}" for i in range(40)]))
-faults = [Fault.status(500), Fault.overloaded(), Fault.rate_limit(retry_after=0.05)]
-server = FakeProviderServer(port=int(sys.argv[1])).start()
-server.set_default("primary", RandomFaults(1.0, faults + [answer] * 7, seed=15))
-server.set_default("backup", answer)
-print("ready", flush=True)
-threading.Event().wait()
-"""
+# The fake provider as its own process (``failover-client fake-server``): "primary" (OpenAI
+# protocol) fails 30% of requests before answering (500, 503, 429), "backup" (Anthropic protocol)
+# always answers; answers trickle out 5 ms a word, so a client that hangs up does so while the
+# upstream still streams.
+ANSWERING = {"fault": "trickle", "interval": 0.005, "reply": {"chunks": [f" w{i}" for i in range(40)]}}
+FAULTS = [{"fault": "status", "code": 500}, {"fault": "overloaded"}, {"fault": "rate_limit", "retry_after": 0.05}]
+FAKE_SCRIPT = {
+    "primary": {"default": {"random_faults": {"rate": 1.0, "seed": 15, "faults": FAULTS + [ANSWERING] * 7}}},
+    "backup": {"default": ANSWERING},
+}
 
 APPS = {  # name -> (gunicorn arguments, the app's directory)
     "flask": (["flask_app:app"], EXAMPLES),
@@ -70,13 +63,10 @@ def wait_for_port(port, process, what):
 
 
 @pytest.fixture
-def fake_process():
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", FAKE_PROVIDER, str(port)], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline() == "ready\n"
-    yield port, process
-    process.kill()
-    process.wait()
+def fake_process(tmp_path):
+    server = FakeServerProcess(tmp_path, FAKE_SCRIPT)
+    yield int(server.url.rsplit(":", 1)[1]), server.process
+    server.stop(signal.SIGKILL)
 
 
 def start_gunicorn(app, fake_port, log_path):
