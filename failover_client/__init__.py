@@ -16,14 +16,16 @@ The package map (each module stands above what it imports; scripts/check_layout.
     failover.py     triggers, fallbacks, FailoverConfig and FailoverClient
     presets.py      ready-made chains (OpenAI <-> Anthropic, simple failover)
     cache.py        the response cache: keys, MemoryCache, RedisCache, stream replay
+    compat.py       OpenAI and Anthropic request/response shapes <-> ours
+    web.py          a committed stream relayed as Server-Sent Events or plain text
     providers/      one module per wire protocol, SigV4, and the catalog of named providers
     resilience/     load balancing, hedging, cancel scopes, client-side rate limits
-    log/            logging, event hooks, OpenTelemetry spans, usage and budgets
-    models/         the model registry: CSV data, importers of public catalogues, pricing
+    log/            logging, event hooks, OpenTelemetry spans, usage and budgets, notebook views
+    models/         the model registry: CSV data, importers, pricing, equivalents, deprecations
     output/         structured output: an answer's JSON checked against the request's schema
-    batch/          provider Batch APIs and the thread-pool batch runner
+    batch/          provider Batch APIs, the batch runner (threads or Celery), batch embedding
     cli/            the failover-client command, one module per command group
-    contrib/        integrations with web and task frameworks
+    contrib/        Django, Flask and Celery integrations (each imports its framework)
     testing/        a real local fake provider with scripted faults, and a pytest plugin
 """
 

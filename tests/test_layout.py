@@ -98,3 +98,11 @@ def test_documented_import_paths_resolve(module, name):
 @pytest.mark.parametrize("name", failover_client.__all__)
 def test_every_public_name_resolves(name):
     assert getattr(failover_client, name) is not None
+
+
+def test_the_package_map_names_every_top_level_module_and_subpackage():
+    package = REPO / "failover_client"
+    parts = [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
+    parts += [f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()]
+    mapped = {line.split()[0] for line in failover_client.__doc__.splitlines() if line.startswith("    ")}
+    assert sorted(parts) == sorted(mapped)
