@@ -109,7 +109,9 @@ def test_soak(caplog, capsys):
         logged[int(sent_text(recorded).rsplit(" ", 1)[1])][recorded.name] += 1
     for i, result in enumerate(results):
         sent = collections.Counter(a.provider for a in attempts_of(result) if a.outcome in ("ok", "error"))
-        assert logged.pop(i, collections.Counter()) == sent, f"call {i}"
+        received = logged.pop(i, collections.Counter())
+        assert received == sent, (f"call {i}: the server received {dict(received)}, the client lists "
+                                  f"{[(a.provider, a.outcome, a.error_type, a.error) for a in attempts_of(result)]}")
     assert not logged  # no request the client does not account for
     assert not leaked_threads and not leaked_sockets
     assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
