@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from failover_client.providers.catalog import CATALOG, ProviderSpec
+from failover_client.providers.catalog import CATALOG, RESPONSES_ROWS, ProviderSpec
 
 
 def literal(text: str) -> str:
@@ -20,6 +20,14 @@ def key_cell(row: ProviderSpec) -> str:
     """The key variable, then the variable behind each URL parameter."""
     parts = [literal(row.api_key_env) if row.api_key_env else "none" if row.local else "see notes"]
     parts += [f"{literal(variable)} for ``{{{param}}}``" for param, variable in row.params.items()]
+    return "; ".join(parts)
+
+
+def notes_cell(row: ProviderSpec) -> str:
+    """The row's notes, and the Responses API where the row serves it too."""
+    parts = [row.notes] if row.notes else []
+    if row.name in RESPONSES_ROWS:
+        parts.append('also the Responses API: ``create(..., api="responses")``')
     return "; ".join(parts)
 
 
@@ -41,7 +49,7 @@ def table(rows: tuple[ProviderSpec, ...] = CATALOG) -> str:
             f"     - {row.protocol}",
             f"     - {literal(row.base_url)}",
             f"     - {key_cell(row)}",
-            f"     - {row.notes}" if row.notes else "     -",
+            f"     - {notes_cell(row)}" if notes_cell(row) else "     -",
         ]
     return "\n".join(lines) + "\n"
 

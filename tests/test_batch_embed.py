@@ -28,6 +28,7 @@ def test_the_caps_come_from_the_registry():
     assert limits("text-embedding-3-small", None, None) == (2048, None)
     assert limits("embed-v4.0", 500, 1000) == (96, 1000)  # the registry's cap wins over a bigger batch_size
     assert limits("amazon.titan-embed-text-v2:0", None, None) == (1, None)
+    assert limits("voyage-4", None, None) == (1000, None)
     assert limits("not-in-the-registry", None, None) == (96, None)
     with pytest.raises(InvalidArgumentError):
         limits("m", 0, None)

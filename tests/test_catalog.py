@@ -15,8 +15,9 @@ from failover_client import (
     MissingCredentialsError,
     collect,
 )
+from failover_client.models import all_models
 from failover_client.providers import create, from_env, names, resolve
-from failover_client.providers.catalog import BUILDS_OWN_URL, CATALOG, PROTOCOLS
+from failover_client.providers.catalog import BUILDS_OWN_URL, CATALOG, PROTOCOLS, serves_embeddings
 from failover_client.testing import Fault, Reply
 
 from support import ask
@@ -86,6 +87,15 @@ def test_every_protocol_has_its_native_row_and_the_issue_lists_hosts_are_there()
                 "cerebras", "sambanova", "deepinfra", "nebius", "moonshot", "zhipu", "dashscope", "nvidia",
                 "cloudflare", "databricks", "lmstudio", "vllm", "llamacpp", "localai", "jan"}
     assert required <= set(names())
+
+
+def test_rows_without_chat_serve_embeddings_and_list_only_embedding_models():
+    # Code that walks the catalog asks ``row.chat`` before sending a chat request (doctor's probe).
+    without_chat = {r.name for r in CATALOG if not r.chat}
+    assert without_chat >= {"voyage", "jina"}
+    assert all(serves_embeddings(name) for name in without_chat)
+    assert all(create(name, api_key="dummy-key-0123456789").supports_embeddings for name in without_chat)
+    assert not [m.name for m in all_models() if m.provider in without_chat and m.embedding_dimensions is None]
 
 
 @pytest.mark.parametrize("row", CATALOG, ids=[r.name for r in CATALOG])

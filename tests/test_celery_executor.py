@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 from test_celery import stop_worker
 
-from failover_client import BatchRequest, CompletionRequest, CompletionResponse, Message, batch
+from failover_client import BatchRequest, CompletionRequest, CompletionResponse, InvalidRequestError, Message, batch
 from failover_client.batch import Checkpoint
-from failover_client.contrib.celery import ANSWER, CeleryExecutor
+from failover_client.contrib.celery import ANSWER, EMBED, CeleryExecutor
 from failover_client.errors import InvalidArgumentError
-from failover_client.testing import FakeProviderServer
+from failover_client.testing import FakeProviderServer, Fault
+from failover_client.testing._embeddings import fake_vector
 
 from conftest import RedisServer
 
@@ -80,9 +81,9 @@ def numbered(n, start=0):
             for i in range(start, start + n)]
 
 
-def tasks_per_worker(app):
+def tasks_per_worker(app, task=ANSWER):
     stats = app.control.inspect(timeout=1).stats() or {}
-    return sorted(info["total"].get(ANSWER, 0) for info in stats.values())
+    return sorted(info["total"].get(task, 0) for info in stats.values())
 
 
 def test_500_requests_on_two_workers_in_order_within_one_shared_rpm(fleet):
@@ -136,3 +137,47 @@ def test_a_client_for_run_is_refused(fleet):
     app, _server = fleet
     with pytest.raises(InvalidArgumentError, match="pass None as run\\(\\)'s client"):
         batch.run(object(), numbered(1), executor=CeleryExecutor(app))
+
+
+@pytest.fixture
+def fresh_rate_limits():
+    """The primary's shared rpm count emptied before and after: the embedding test neither
+    finds the 500-request test's minute spent nor leaves its own requests counted in it."""
+    import redis
+
+    import celery_batch_app
+
+    store = redis.Redis.from_url(f"{celery_batch_app.REDIS}/{celery_batch_app.HEALTH_DB}")
+    store.flushdb()
+    yield
+    store.flushdb()
+    store.close()
+
+
+def test_batch_embed_spreads_over_the_fleet_in_order_and_resumes_from_its_checkpoint(fleet, fresh_rate_limits,
+                                                                                      tmp_path):
+    app, server = fleet
+    server.reset()
+    texts = [f"passage {i}" for i in range(300)]
+    checkpoint = tmp_path / "vectors.jsonl"
+    options = dict(model="text-embedding-3-small", dimensions=4, batch_size=25, workers=8, progress=False,
+                   checkpoint=checkpoint)
+    before = sum(tasks_per_worker(app, EMBED))
+    server.script("primary", Fault.status(400))  # one of the 12 requests is refused, on a worker
+    with pytest.raises(InvalidRequestError):  # our error, across the result backend
+        batch.embed(texts, None, executor=CeleryExecutor(app), **options)
+    assert len(checkpoint.read_text().splitlines()) == 11
+    answer = batch.embed(texts, None, executor=CeleryExecutor(app), **options)
+    assert answer.vectors == [fake_vector(text, 4) for text in texts]
+    assert answer.provider == "primary" and answer.usage.input_tokens > 0
+    sent = server.requests_for("primary")
+    assert len(sent) == 12 + 1  # the resumed run sent only the request that failed
+    assert all(r.path.endswith("/embeddings") and len(r.body["input"]) == 25 for r in sent)
+    per_worker = tasks_per_worker(app, EMBED)
+    assert sum(per_worker) - before == 13 and len(per_worker) == WORKERS
+
+
+def test_batch_embed_with_a_celery_executor_takes_no_client(fleet):
+    app, _server = fleet
+    with pytest.raises(InvalidArgumentError, match="pass None"):
+        batch.embed(["x"], object(), model="m", executor=CeleryExecutor(app), progress=False)

@@ -89,3 +89,17 @@ def test_nothing_configured_is_a_failure_and_a_wrong_name_a_wrong_command(tmp_pa
     assert nothing.returncode == 1 and nothing.stdout.startswith("no provider is configured")
     wrong = cli(tmp_path, "doctor", "opneai")
     assert wrong.returncode == 2 and "unknown provider 'opneai': did you mean 'openai'" in wrong.stderr
+
+
+def test_a_service_without_chat_is_probed_with_one_embedding(fake_server, tmp_path):
+    # voyage's catalog row says chat=False: the probe embeds with the registry's cheapest embedding model
+    server = fake_server()
+    process = cli(tmp_path, "doctor", "--probe", "--base-url", f"voyage={server.base_url('emb', 'openai')}",
+                  env=clean_env(tmp_path, VOYAGE_API_KEY="pa-test-voyage-0123456789"))
+    assert process.returncode == 0, process.stdout + process.stderr
+    found = report(process.stdout)
+    assert list(found) == ["voyage"]
+    assert found["voyage"]["probe voyage-4-lite"].startswith("answered in ")
+    [sent] = server.requests(1)
+    assert sent["path"].endswith("/v1/embeddings"), sent["path"]
+    assert (sent["body"]["model"], sent["body"]["input"]) == ("voyage-4-lite", ["Reply with OK."])

@@ -219,3 +219,9 @@ def test_importing_the_package_reads_no_catalogue():
             "'requests' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "False", "False"]
+
+
+def test_fallbacks_for_a_chat_request_are_never_embedding_models():
+    request = CompletionRequest(model="gpt-4o", messages=[Message.user("hi")])
+    picked = pick_fallbacks(request, prompt_tokens=1_000, limit=None)
+    assert picked and not [row.name for row in picked if row.embedding_dimensions is not None]

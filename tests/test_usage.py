@@ -10,6 +10,7 @@ import pytest
 from failover_client import (
     AllProvidersFailedError,
     BudgetExceededError,
+    EmbeddingRequest,
     FailoverClient,
     FailoverClientError,
     FailoverConfig,
@@ -185,6 +186,40 @@ def test_a_guard_enforces_the_budget_of_an_attached_tracker_without_counting_twi
     client.close()
     assert tracker.totals().requests == 2
     assert tracker.spent_usd == pytest.approx(2 * GPT4O_COST)
+
+
+# text-embedding-3-small: $0.02 per million input tokens (OpenAI pricing page); the fake server
+# bills a text a token per 4 characters.
+EMBEDDING_TEXT = "x" * 400
+EMBEDDING_COST = 100 * 0.02 / 1e6
+
+
+def test_a_wrapped_client_counts_embeddings_and_their_failed_attempts(fake_provider):
+    fake_provider.script("primary", Fault.overloaded())
+    config = (FailoverConfig("primary", make_provider(fake_provider, "primary", "openai"))
+              .add_fallback(FallbackProvider("backup", make_provider(fake_provider, "backup", "openai"))))
+    tracker = UsageTracker()
+    with tracker.wrap(FailoverClient(config)) as client:
+        assert client.supports_embeddings
+        answer = client.embed(EmbeddingRequest("text-embedding-3-small", [EMBEDDING_TEXT, EMBEDDING_TEXT]))
+    assert answer.provider == "backup" and len(answer.vectors) == 2
+    rows = tracker.by_model()
+    assert (rows["primary/text-embedding-3-small"].failures, rows["primary/text-embedding-3-small"].requests) == (1, 0)
+    backup = rows["backup/text-embedding-3-small"]
+    assert (backup.requests, backup.input_tokens, backup.output_tokens) == (1, 200, 0)
+    assert tracker.spent_usd == pytest.approx(2 * EMBEDDING_COST)
+
+
+def test_the_budget_stops_embedding_calls_before_they_are_sent(fake_provider):
+    tracker = UsageTracker(budget_usd=1.5 * EMBEDDING_COST)
+    request = EmbeddingRequest("text-embedding-3-small", [EMBEDDING_TEXT])
+    with tracker.wrap(make_provider(fake_provider, "primary", "openai")) as provider:
+        provider.embed(request)
+        provider.embed(request)  # below the budget when it starts; over it once answered
+        with pytest.raises(BudgetExceededError):
+            provider.embed(request)
+    assert len(fake_provider.requests_for("primary")) == 2
+    assert tracker.spent_usd == pytest.approx(2 * EMBEDDING_COST)
 
 
 def test_bad_arguments():

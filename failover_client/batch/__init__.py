@@ -40,8 +40,9 @@ from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequ
 
 def embed(texts: Sequence[str], client: Provider, **options: Any) -> EmbeddingResponse:
     """Vectors for many ``texts`` through ``client``, in requests cut to the model's limits and
-    run on a pool of threads, in input order, with progress and checkpoints; the options
-    (``model``, ``batch_size``, ``workers``, ``checkpoint``...) are embedding.embed_all's."""
+    run on a pool of threads (or a Celery fleet: ``executor=CeleryExecutor(app)``, client None),
+    in input order, with progress and checkpoints; the options (``model``, ``batch_size``,
+    ``workers``, ``checkpoint``, ``executor``...) are embedding.embed_all's."""
     from .embedding import embed_all
 
     return embed_all(texts, client, bar=ProgressBar, **options)

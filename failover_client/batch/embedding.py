@@ -14,6 +14,12 @@ arrive; a later call with the same path and texts reads it and sends only what i
 (a line is matched by its texts' position and digest, so changed texts are embedded again).
 When a request fails, the others still finish (and are checkpointed), then the first error is
 raised.
+
+With ``executor=CeleryExecutor(app)`` (and None as the client) the requests are cut here and
+answered by a Celery fleet's workers (``failover_client.embed`` tasks), ``workers`` in flight;
+order, checkpoint, progress and errors are as above.  An executor for embeddings has
+``check_client(client)`` and ``embed(requests, timeout, window)``, which yields (position,
+EmbeddingResponse or the error) for each request of the ``{position: EmbeddingRequest}`` given.
 """
 
 from __future__ import annotations
@@ -22,10 +28,9 @@ import hashlib
 import json
 import os
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InvalidArgumentError
 from ..provider import Provider
@@ -39,11 +44,13 @@ def embed_all(texts: Sequence[str], client: Provider, *, bar: Callable[..., Any]
               dimensions: int | None = None, input_type: str | None = None, truncate: bool | None = None,
               batch_size: int | None = None, max_tokens_per_request: int | None = None, workers: int = 8,
               timeout: float | None = None, checkpoint: str | os.PathLike[str] | None = None,
-              progress: bool | None = None) -> EmbeddingResponse:
-    """Vectors for ``texts`` (in order) from ``client`` (a Provider or FailoverClient), ``workers``
-    requests at a time; ``timeout`` bounds each request; ``progress`` None draws ``bar`` (the
-    batch runner's) on a terminal only."""
-    if not isinstance(client, Provider):
+              progress: bool | None = None, executor: Any = None) -> EmbeddingResponse:
+    """Vectors for ``texts`` (in order) from ``client`` (a Provider or FailoverClient; None with
+    an ``executor`` whose workers have their own), ``workers`` requests at a time; ``timeout``
+    bounds each request; ``progress`` None draws ``bar`` (the batch runner's) on a terminal only."""
+    if executor is not None:
+        executor.check_client(client)
+    elif not isinstance(client, Provider):
         raise InvalidArgumentError(f"embed() takes a Provider or FailoverClient, got {type(client).__name__}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidArgumentError(f"workers must be a whole number >= 1, got {workers!r}")
@@ -56,33 +63,23 @@ def embed_all(texts: Sequence[str], client: Provider, *, bar: Callable[..., Any]
                 resumed=[BatchResult(str(i), BatchResultStatus.SUCCEEDED) for i in done])
     errors: list[tuple[int, BaseException]] = []
     attempts: list[Attempt] = []
-    lock = threading.Lock()
-
-    def send(i: int) -> tuple[list[list[float]], int, list[Attempt]]:
-        start, end = batches[i]
-        answer = client.embed(EmbeddingRequest(model, template.inputs[start:end], dimensions, input_type,
-                                               truncate), timeout=timeout)
-        return answer.vectors, answer.usage.input_tokens, answer.attempts
-
+    requests = {i: EmbeddingRequest(model, template.inputs[start:end], dimensions, input_type, truncate)
+                for i, (start, end) in enumerate(batches) if i not in done}
     if log is not None:
         log.open()
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="failover-client-embed") as pool:
-            futures = {pool.submit(send, i): i for i in range(len(batches)) if i not in done}
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    vectors, tokens, tried = future.result()
-                except Exception as exc:
-                    errors.append((i, exc))
-                    shown.update([BatchResult(str(i), BatchResultStatus.ERRORED)])
-                    continue
-                with lock:
-                    done[i] = (vectors, tokens)
-                    attempts.extend(tried)
-                    if log is not None:
-                        log.write(i, batches[i], template.inputs, vectors, tokens)
-                shown.update([BatchResult(str(i), BatchResultStatus.SUCCEEDED)])
+        answers = (executor.embed(requests, timeout, workers) if executor is not None
+                   else _on_threads(client, requests, timeout, workers))
+        for i, answer in answers:
+            if isinstance(answer, BaseException):
+                errors.append((i, answer))
+                shown.update([BatchResult(str(i), BatchResultStatus.ERRORED)])
+                continue
+            done[i] = (answer.vectors, answer.usage.input_tokens)
+            attempts.extend(answer.attempts)
+            if log is not None:
+                log.write(i, batches[i], template.inputs, answer.vectors, answer.usage.input_tokens)
+            shown.update([BatchResult(str(i), BatchResultStatus.SUCCEEDED)])
     finally:
         shown.close()
         if log is not None:
@@ -94,6 +91,18 @@ def embed_all(texts: Sequence[str], client: Provider, *, bar: Callable[..., Any]
     provider = next((a.provider for a in reversed(attempts) if a.outcome in ("ok", "cache")), None)
     return EmbeddingResponse(vectors, model, provider=provider or getattr(client, "name", None), usage=usage,
                              attempts=attempts)
+
+
+def _on_threads(client: Provider, requests: dict[int, EmbeddingRequest], timeout: float | None,
+                workers: int) -> Iterator[tuple[int, EmbeddingResponse | Exception]]:
+    """Each request sent by one of ``workers`` threads; (position, answer or error) as each ends."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="failover-client-embed") as pool:
+        futures = {pool.submit(client.embed, request, timeout=timeout): i for i, request in requests.items()}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result()
+            except Exception as exc:
+                yield futures[future], exc
 
 
 def limits(model: str, batch_size: int | None, max_tokens_per_request: int | None) -> tuple[int, int | None]:

@@ -3,10 +3,10 @@
 For every catalog provider whose environment variables are set, and every provider named
 (``doctor openai anthropic/claude-sonnet-5``, or a chain with ``--model``/``--fallback``), it
 shows which variables it found (keys redacted to their first and last characters), the base
-URL requests will go to, and, with ``--probe``, a one-token request: its latency, or the error
-class and status.  A model named that the registry says is past its deprecation date is
-flagged (one with a shutdown date ahead gets a note).  The probe uses the model named for that
-provider, else the registry's cheapest current model of it.
+URL requests will go to, and, with ``--probe``, a one-token request (one embedding, for a service
+without chat): its latency, or the error class and status.  A model named that the registry says
+is past its deprecation date is flagged (one with a shutdown date ahead gets a note).  The probe
+uses the model named for that provider, else the registry's cheapest current model of it.
 
 Exit status 0 when nothing failed, 1 on any failure (a named provider's variable not set, a
 probe refused, a retired model, nothing configured at all), 2 for a wrong command.
@@ -171,17 +171,21 @@ class Checkup:
             self.line(f"model {model}", describe(row) or "current (no deprecation announced)")
 
     def _probe(self, provider: Any) -> None:
+        """A one-token chat request, or for a service without chat (``row.chat``) one embedding."""
         from ..errors import FailoverClientError, ProviderError
-        from ..types import CompletionRequest, Message
+        from ..types import CompletionRequest, EmbeddingRequest, Message
 
-        model = self.models[0] if self.models else _cheapest_model(self.row.name)
+        model = self.models[0] if self.models else _cheapest_model(self.row.name, chat=self.row.chat)
         if model is None:
             self.line("probe", f"not sent: name a model ({self.row.name}/MODEL), the registry knows none")
             return
-        request = CompletionRequest(model, [Message.user(PROBE_PROMPT)], max_tokens=1)
+        timeout = self.args.timeout or PROBE_TIMEOUT
         started = time.perf_counter()
         try:
-            provider.complete(request, timeout=self.args.timeout or PROBE_TIMEOUT)
+            if self.row.chat:
+                provider.complete(CompletionRequest(model, [Message.user(PROBE_PROMPT)], max_tokens=1), timeout=timeout)
+            else:
+                provider.embed(EmbeddingRequest(model, [PROBE_PROMPT]), timeout=timeout)
         except FailoverClientError as exc:
             ms = (time.perf_counter() - started) * 1000
             status = f" {exc.status}" if isinstance(exc, ProviderError) and exc.status else ""
@@ -191,10 +195,16 @@ class Checkup:
         self.line(f"probe {model}", f"answered in {(time.perf_counter() - started) * 1000:.0f} ms")
 
 
-def _cheapest_model(provider: str) -> str | None:
-    """The registry's cheapest current streaming model of ``provider``: a cheap thing to probe with."""
+def _cheapest_model(provider: str, *, chat: bool = True) -> str | None:
+    """The registry's cheapest current model of ``provider`` to probe with: a streaming chat
+    model, or (``chat`` False) an embedding model."""
     from ..models import all_models
 
+    def fits(row: Any) -> bool:
+        if chat:
+            return row.output_price is not None and row.supports("streaming")
+        return row.embedding_dimensions is not None
+
     rows = [row for row in all_models() if row.provider == provider and not row.retired()
-            and row.input_price is not None and row.output_price is not None and row.supports("streaming")]
+            and row.input_price is not None and fits(row)]
     return min(rows, key=lambda row: (row.input_price or 0) + (row.output_price or 0)).model if rows else None

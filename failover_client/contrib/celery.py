@@ -18,12 +18,13 @@ In the module your workers import (Celery itself is imported only by this module
 
     complete = register(app, make_client)
 
-``register`` adds two tasks: ``failover_client.complete`` (a request's ``to_dict()`` in, the
-response's ``to_dict()`` out; errors raised as themselves) and ``failover_client.answer``, one
-item of a batch whose errors come back inside its result.  ``make_client`` is called once in
-each worker process, at its first task, after the pool has forked (a client may be given
-instead; its connections are per process anyway).  Requests and answers cross the broker as
-JSON, so any serializer works.
+``register`` adds three tasks: ``failover_client.complete`` (a request's ``to_dict()`` in, the
+response's ``to_dict()`` out; errors raised as themselves), ``failover_client.answer``, one
+item of a batch whose errors come back inside its result, and ``failover_client.embed``, one
+request of :func:`failover_client.batch.embed` (like ``complete``, for an EmbeddingRequest).
+``make_client`` is called once in each worker process, at its first task, after the pool has
+forked (a client may be given instead; its connections are per process anyway).  Requests and
+answers cross the broker as JSON, so any serializer works.
 
 Anywhere that can reach the broker::
 
@@ -36,7 +37,11 @@ Anywhere that can reach the broker::
 ``batch.run`` keeps up to ``max_workers`` tasks in flight (about twice the fleet's total
 concurrency keeps every worker busy) and gives what it always gives: results in input order,
 each with its response or its error, a progress bar, a checkpoint to resume from.  The
-client argument is None: the workers answer with their own.
+client argument is None: the workers answer with their own.  A large embedding job spreads the
+same way, its requests cut to the model's limits here and sent ``workers`` at a time::
+
+    vectors = batch.embed(texts, None, model="text-embedding-3-small", executor=CeleryExecutor(app),
+                          workers=64).vectors
 
 The breaker and the rate limits are only as shared as the client's health store: with the
 default (memory) store each worker process opens its own circuits and counts its own requests,
@@ -53,18 +58,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Union
 
 from ..batch import Outbox, answer
 from ..errors import FailoverClientError, InvalidArgumentError, redact
 from ..provider import Provider
-from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest
+from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest, EmbeddingRequest, EmbeddingResponse
 
 if TYPE_CHECKING:
     from celery import Celery, Task
 
 COMPLETE = "failover_client.complete"
 ANSWER = "failover_client.answer"
+EMBED = "failover_client.embed"
 POLL_INTERVAL = 0.01  # seconds between looks at the results of the tasks in flight
 
 logger = logging.getLogger("failover_client")
@@ -93,6 +99,12 @@ def register(app: Celery, client: ClientSource) -> Task:
             custom_id = item.get("custom_id") if isinstance(item, dict) else None
             return BatchResult(str(custom_id), BatchResultStatus.ERRORED, error=exc).to_dict(encode_json=True)
         return answer(client_here(), decoded, timeout).to_dict(encode_json=True)
+
+    @app.task(name=EMBED)
+    def embed(request: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """One request (``EmbeddingRequest.to_dict()``) -> its ``EmbeddingResponse.to_dict()``."""
+        decoded = _decoded(EmbeddingRequest, request, "embedding request")
+        return client_here().embed(decoded, timeout=timeout).to_dict(encode_json=True)
 
     return complete
 
@@ -156,7 +168,7 @@ class CeleryExecutor:
     def check_client(self, client: Provider | None) -> None:
         if client is not None:
             raise InvalidArgumentError("with a CeleryExecutor the workers answer with the client given to "
-                                       "register(): pass None as run()'s client")
+                                       "register(): pass None as run()'s client (or embed()'s)")
 
     def start(self, client: Provider | None, items: list[BatchRequest], todo: list[int], timeout: float | None,
               max_workers: int, outbox: Outbox) -> None:
@@ -166,32 +178,49 @@ class CeleryExecutor:
     def _dispatch(self, items: list[BatchRequest], todo: list[int], timeout: float | None, window: int,
                   outbox: Outbox) -> None:
         """Keep ``window`` tasks in flight; hand in each result as it arrives."""
-        pending: dict[str, int] = {}  # task id -> position in items
-        backend = self.app.backend
         try:
-            while True:
-                while len(pending) < window and (i := outbox.next_index(todo)) is not None:
-                    sent = self.app.send_task(ANSWER, args=[items[i].to_dict(encode_json=True), timeout],
-                                              queue=self.queue)
-                    pending[sent.id] = i
-                if not pending:
-                    return
-                if outbox.closed:
-                    self.app.control.revoke(list(pending))  # queued ones will not run; running ones end alone
-                    return
-                for task_id, meta in backend.get_many(set(pending), interval=self.poll_interval, max_iterations=1):
-                    i = pending.pop(task_id)
-                    outbox.deliver(i, _result(items[i], meta))
-                    backend.forget(task_id)
+            positions = iter(lambda: outbox.next_index(todo), None)
+            for i, meta in self._finished(ANSWER, lambda i: [items[i].to_dict(encode_json=True), timeout],
+                                          positions, window, lambda: outbox.closed):
+                outbox.deliver(i, _result(items[i], meta))
         except BaseException as exc:
             outbox.fail(exc if isinstance(exc, FailoverClientError) else FailoverClientError(
                 redact(f"the Celery batch stopped: {type(exc).__name__}: {exc}")))
+
+    def embed(self, requests: dict[int, EmbeddingRequest], timeout: float | None,
+              window: int) -> Iterator[tuple[int, EmbeddingResponse | FailoverClientError]]:
+        """:func:`failover_client.batch.embed`'s requests (by position) as ``failover_client.embed``
+        tasks, ``window`` in flight; each answer, or its error, as it arrives."""
+        for i, meta in self._finished(EMBED, lambda i: [requests[i].to_dict(encode_json=True), timeout],
+                                      iter(requests), window, lambda: False):
+            yield i, _embedding(meta)
+
+    def _finished(self, task: str, args: Callable[[int], list[Any]], positions: Iterable[int], window: int,
+                  stopped: Callable[[], bool]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Send ``task`` for each of ``positions`` (with ``args(i)``), ``window`` in flight, and give
+        each one's backend meta as it finishes.  Once ``stopped()``, or when the caller stops
+        reading, the tasks still queued are revoked (running ones end alone)."""
+        pending: dict[str, int] = {}  # task id -> position
+        backend = self.app.backend
+        positions = iter(positions)
+        try:
+            while True:
+                while len(pending) < window and (i := next(positions, None)) is not None:
+                    pending[self.app.send_task(task, args=args(i), queue=self.queue).id] = i
+                if not pending or stopped():
+                    return
+                for task_id, meta in backend.get_many(set(pending), interval=self.poll_interval, max_iterations=1):
+                    i = pending.pop(task_id)
+                    backend.forget(task_id)
+                    yield i, meta
+        finally:
+            if pending:
+                self.app.control.revoke(list(pending))
 
 
 def _result(item: BatchRequest, meta: dict[str, Any]) -> BatchResult:
     """A task's outcome (its backend meta) as the item's BatchResult."""
     from celery import states
-    from celery.exceptions import NotRegistered
 
     status, value = meta.get("status"), meta.get("result")
     if status == states.SUCCESS:
@@ -202,8 +231,30 @@ def _result(item: BatchRequest, meta: dict[str, Any]) -> BatchResult:
             return BatchResult(item.custom_id, BatchResultStatus.ERRORED, error=error)
     if status == states.REVOKED:
         return BatchResult(item.custom_id, BatchResultStatus.CANCELLED)
+    return BatchResult(item.custom_id, BatchResultStatus.ERRORED, error=_task_error(ANSWER, value))
+
+
+def _embedding(meta: dict[str, Any]) -> EmbeddingResponse | FailoverClientError:
+    """An embed task's outcome: its EmbeddingResponse, or the error it raised (one of ours keeps
+    its class and message across the backend)."""
+    from celery import states
+
+    value = meta.get("result")
+    if meta.get("status") != states.SUCCESS:
+        return _task_error(EMBED, value)
+    try:
+        return EmbeddingResponse.from_dict(value)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return FailoverClientError(f"the {EMBED} task returned {type(value).__name__}, not an EmbeddingResponse")
+
+
+def _task_error(task: str, value: Any) -> FailoverClientError:
+    """What a failed task raised, as our error; a task the workers do not know stops the run."""
+    from celery.exceptions import NotRegistered
+
     if isinstance(value, NotRegistered):
-        raise FailoverClientError(f"the workers have no {ANSWER} task: call "
+        raise FailoverClientError(f"the workers have no {task} task: call "
                                   "failover_client.contrib.celery.register(app, client) in the app they load")
-    error = FailoverClientError(redact(f"the Celery task failed: {type(value).__name__}: {value}"))
-    return BatchResult(item.custom_id, BatchResultStatus.ERRORED, error=error)
+    if isinstance(value, FailoverClientError):
+        return value
+    return FailoverClientError(redact(f"the Celery task failed: {type(value).__name__}: {value}"))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ..errors import AllProvidersFailedError, BudgetExceededError, FailoverClientError, InvalidArgumentError
 from ..provider import Provider, stream_usage
@@ -36,7 +36,16 @@ from ..provider import Provider, stream_usage
 if TYPE_CHECKING:
     from ..failover import FailoverConfig
     from ..models import Registry
-    from ..types import Attempt, CompletionRequest, CompletionResponse, StreamChunk, TokenCountRequest, Usage
+    from ..types import (
+        Attempt,
+        CompletionRequest,
+        CompletionResponse,
+        EmbeddingRequest,
+        EmbeddingResponse,
+        StreamChunk,
+        TokenCountRequest,
+        Usage,
+    )
 
 
 @dataclass
@@ -247,16 +256,25 @@ class TrackedProvider(Provider):
         self.name = name or provider.name
         self._count = count
         for flag in ("supports_tools", "supports_vision", "supports_streaming", "supports_token_counting",
-                     "supports_batch"):
+                     "supports_batch", "supports_embeddings"):
             setattr(self, flag, getattr(provider, flag))
 
     def __repr__(self) -> str:
         return f"TrackedProvider({self.provider!r})"
 
     def complete(self, request: CompletionRequest, *, timeout: float | None = None) -> CompletionResponse:
+        return self._counted(self.provider.complete, request, timeout)  # type: ignore[no-any-return]
+
+    def embed(self, request: EmbeddingRequest, *, timeout: float | None = None) -> EmbeddingResponse:
+        """Counted like a completion: one request, its input tokens, their cost, the budget."""
+        return self._counted(self.provider.embed, request, timeout)  # type: ignore[no-any-return]
+
+    def _counted(self, call: Callable[..., Any], request: CompletionRequest | EmbeddingRequest,
+                 timeout: float | None) -> Any:
+        """``call(request)`` once the budget allows it, with what it used (or failed) counted."""
         self.tracker.check_budget()
         try:
-            response = self.provider.complete(request, timeout=timeout)
+            response = call(request, timeout=timeout)
         except FailoverClientError as exc:
             if self._count:
                 self.tracker._count_failure(exc, self.name, request.model, None)

@@ -116,9 +116,9 @@ def pick_fallbacks(
 
     The context needed is ``prompt_tokens`` plus the request's ``max_tokens`` when the prompt
     size is known; otherwise (the usual case after a context-length error) more than the
-    failing ``model``'s own window.  Every capability the request uses (``request.capabilities()``) plus
-    ``needs`` is required; ``providers`` restricts the answer to providers the caller can reach;
-    retired models and rows without a known context window are left out.
+    failing ``model``'s own window.  Every capability the request uses (``request.capabilities()``)
+    plus ``needs`` is required; ``providers`` restricts the answer to providers the caller can
+    reach; retired models, embedding models and rows without a known context window are left out.
     """
     reg = registry or default_registry()
     required = set(needs) | (request.capabilities() if request is not None else set())
@@ -137,7 +137,7 @@ def pick_fallbacks(
     today = date.today()
     found = [row for row in reg
              if row is not current and row.context_window is not None and row.context_window >= min_context
-             and row.supports(*required) and not row.retired(today)
+             and row.embedding_dimensions is None and row.supports(*required) and not row.retired(today)
              and (allowed is None or row.provider in allowed)]
     found.sort(key=lambda row: (*_price_key(row), -(row.context_window or 0), row.name))
     return found[:limit] if limit else found

@@ -62,7 +62,7 @@ class ModelInfo:
     provider: str
     model: str
     aliases: tuple[str, ...] = ()
-    context_window: int | None = None
+    context_window: int | None = None  # tokens a model reads at once (an embedding model: one input)
     max_output_tokens: int | None = None
     input_price: float | None = None
     output_price: float | None = None

@@ -60,6 +60,9 @@ class ProviderSpec:
     api_key_env: str | None  # None: a local server, or a class with credentials of its own (Vertex, Bedrock)
     notes: str = ""
     params: Mapping[str, str] = field(default_factory=dict)  # placeholder -> environment variable
+    # False for a service that answers only other endpoints (Voyage and Jina serve /embeddings):
+    # nothing that walks the catalog (doctor's probe, tests) should send it a chat request.
+    chat: bool = True
 
     @property
     def local(self) -> bool:
@@ -86,9 +89,9 @@ class ProviderSpec:
         return _PLACEHOLDER.sub(lambda m: self.param_value(m.group(1), values[m.group(1)]), self.base_url)
 
 
-def _row(name: str, title: str, protocol: str, base_url: str, api_key_env: str | None, notes: str = "",
-         **params: str) -> ProviderSpec:
-    return ProviderSpec(name, title, protocol, base_url, api_key_env, notes, params)
+def _row(name: str, title: str, protocol: str, base_url: str, api_key_env: str | None, notes: str = "", *,
+         chat: bool = True, **params: str) -> ProviderSpec:
+    return ProviderSpec(name, title, protocol, base_url, api_key_env, notes, params, chat)
 
 
 _CONVENTION = "key variable by convention (the docs name none)"
@@ -235,6 +238,12 @@ CATALOG: tuple[ProviderSpec, ...] = (
     _row("tinfoil", "Tinfoil", "openai", "https://inference.tinfoil.sh/v1", "TINFOIL_API_KEY",
          "plain HTTPS: the enclave attestation the tinfoil SDK performs is not done here"),
     _row("nearai", "NEAR AI Cloud", "openai", "https://cloud-api.near.ai/v1", "NEARAI_API_KEY", _CONVENTION),
+    # --- hosted, embeddings only (OpenAI's /embeddings, with their own parameters) ---------------
+    _row("voyage", "Voyage AI", "openai", "https://api.voyageai.com/v1", "VOYAGE_API_KEY",
+         "embeddings only (no chat); an al- key (MongoDB Atlas) needs base URL https://ai.mongodb.com/v1",
+         chat=False),
+    _row("jina", "Jina AI", "openai", "https://api.jina.ai/v1", "JINA_API_KEY", "embeddings only (no chat)",
+         chat=False),
     # --- gateways and servers you run ------------------------------------------------------------
     _row("litellm", "LiteLLM Proxy", "openai", "http://localhost:4000", "LITELLM_API_KEY",
          "a virtual or master key of your proxy"),
@@ -266,8 +275,7 @@ CATALOG: tuple[ProviderSpec, ...] = (
 # (providers/embeddings.py): OpenAI's own, or the parameters Mistral, Voyage and Jina use instead
 # of ``dimensions``.  Hosts listed from their own documentation or server source
 # (protocols-embeddings.md §1.6); local servers serve it when started with an embedding model.
-# Voyage (https://api.voyageai.com/v1, VOYAGE_API_KEY) and Jina (https://api.jina.ai/v1,
-# JINA_API_KEY) serve only embeddings and have no chat row: OpenAIProvider(name="voyage", ...).
+# Voyage and Jina serve only embeddings (their rows say ``chat=False``).
 EMBEDDINGS: Mapping[str, str] = {
     "openai": "openai",
     "mistral": "mistral",
