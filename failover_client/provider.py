@@ -27,7 +27,6 @@ from .errors import (
     redact,
     register_secrets,
 )
-from .models import deprecation
 from .retry import Deadline
 from .streaming import MAX_EVENT_BYTES, MAX_RESPONSE_BYTES, StreamDecodeError, StreamTooLargeError
 from .types import (
@@ -266,7 +265,9 @@ class HttpProvider(Provider):
 
     def _send(self, request: CompletionRequest, stream: bool, deadline: Deadline) -> HttpResponse:
         request.validate()
-        deprecation.check(request.model, type(self).name)
+        from .models.deprecation import check  # here: importing a provider needs no registry
+
+        check(request.model, type(self).name)
         body = self._body(request, stream)
         if request.extra:
             body.update(request.extra)
