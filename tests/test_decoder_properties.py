@@ -19,15 +19,17 @@ from failover_client.providers import (
     GeminiProvider,
     OllamaProvider,
     OpenAIProvider,
+    OpenAIResponsesProvider,
     VertexProvider,
 )
 
 from hostile_server import HostileServer, answer
-from support import ask
+from support import PROTOCOLS, ask
 
 KEY = "sk-property-key-0123456789"
 PROVIDERS = {
     "openai": lambda url: OpenAIProvider(api_key=KEY, base_url=url),
+    "responses": lambda url: OpenAIResponsesProvider(api_key=KEY, base_url=url),
     "anthropic": lambda url: AnthropicProvider(api_key=KEY, base_url=url),
     "gemini": lambda url: GeminiProvider(api_key=KEY, base_url=url),
     "vertex": lambda url: VertexProvider(access_token="ya29.property-token-0123456789", project="p",
@@ -47,14 +49,21 @@ json_values = st.recursive(
         st.sampled_from(["id", "model", "choices", "delta", "content", "text", "usage", "message", "type",
                          "finish_reason", "stop_reason", "candidates", "parts", "error", "done", "index",
                          "prompt_tokens", "input_tokens", "output_tokens", "tokens", "tool_calls", "function",
-                         "arguments", "name", "role", "contentBlockDelta", "metadata", "messageStop"])
+                         "arguments", "name", "role", "contentBlockDelta", "metadata", "messageStop",
+                         "response", "output", "output_index", "item", "status", "incomplete_details"])
         | st.text(max_size=8),
         inner, max_size=5),
     max_leaves=20)
 EVENT_NAMES = ["", "message_start", "content_block_start", "content_block_delta", "message_delta", "message_stop",
-               "error", "content-delta", "message-end", "stream-start"]
+               "error", "content-delta", "message-end", "stream-start", "response.created",
+               "response.output_item.added", "response.output_text.delta", "response.function_call_arguments.delta",
+               "response.completed", "response.incomplete", "response.failed"]
 AWS_EVENT_TYPES = ["messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop",
                    "metadata", "throttlingException", "internalServerException"]
+
+
+def test_every_protocol_is_fed():
+    assert set(PROVIDERS) == set(PROTOCOLS)
 
 
 @pytest.fixture(scope="module")
