@@ -390,8 +390,6 @@ STREAM_MEDIA_TYPES = frozenset({"text/event-stream", "application/x-ndjson", "ap
 _EXCERPT_BYTES = 2048
 
 
-
-
 # --- what a wire mapping produced, checked once for every protocol --------------------------
 # The mappings read JSON by hand; a hostile or broken endpoint can put a number where text
 # belongs, or a NaN where a count does.  These checks run on what reaches the caller, so no
