@@ -65,9 +65,6 @@ from .provider import Provider, stream_usage
 from .resilience.balance import Strategy, arrange, make_strategy
 from .resilience.ratelimit import RateLimit, estimate_tokens, used_tokens
 from .retry import Deadline, RetryPolicy
-
-if TYPE_CHECKING:
-    from .cache import ResponseCache
 from .types import (
     Attempt,
     CompletionRequest,
@@ -80,6 +77,9 @@ from .types import (
     Usage,
     collect,
 )
+
+if TYPE_CHECKING:
+    from .cache import ResponseCache
 
 T = TypeVar("T")
 
@@ -772,7 +772,6 @@ class FailoverClient(Provider):
         winner, response = self._first_success(run, _answer)
         response.provider = winner.name
         response.attempts = run.succeeded(winner, response.usage)
-        response.response_format = request.response_format
         self._store(key, response)
         return response
 
@@ -968,11 +967,11 @@ def _answer(attempt: _Try, run: _Run) -> CompletionResponse:
     stream cannot be judged before it commits, at its first output: there the trigger does
     nothing, and ``collect(stream).parsed`` raises InvalidOutputError.)"""
     response = attempt.provider.complete(attempt.request, timeout=run.timeout())
+    response.response_format = attempt.request.response_format  # what .parsed checks, whoever answered
     if run.filters_refusals and response.stop_reason in (StopReason.CONTENT_FILTER, StopReason.REFUSAL):
         raise ContentFilteredError(f"the answer was withheld ({response.raw_stop_reason or 'refusal'})",
                                    provider=attempt.name, model=attempt.request.model)
-    if run.checks_output and attempt.request.response_format is not None:
-        response.response_format = attempt.request.response_format
+    if run.checks_output and response.response_format is not None:
         response.provider = attempt.name
         _ = response.parsed  # raises InvalidOutputError
     return response
