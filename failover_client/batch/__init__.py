@@ -30,12 +30,12 @@ import queue
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Protocol, Sequence
 
 from ..errors import FailoverClientError, InvalidArgumentError, redact
 from ..provider import Provider
 from ..types import BatchRequest, BatchResult, BatchResultStatus, CompletionRequest, EmbeddingResponse
+from .journal import Journal
 
 
 def embed(texts: Sequence[str], client: Provider, **options: Any) -> EmbeddingResponse:
@@ -225,43 +225,23 @@ class Outbox:
         return left
 
 
-class Checkpoint:
+class Checkpoint(Journal):
     """A JSONL file of finished results (BatchResult.to_json, one per line), appended to as
     they arrive and flushed at once, so a crash loses at most the line being written."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file: IO[str] | None = None
 
     def load(self) -> list[BatchResult]:
         """The results recorded so far; a line a crash cut short (or any unreadable line) is
         skipped, so its request runs again."""
-        if not self.path.exists():
-            return []
         results = []
-        with self.path.open(encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                try:
-                    results.append(BatchResult.from_json(line))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue
+        for line in self.lines():
+            try:
+                results.append(BatchResult.from_json(line))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
         return results
 
-    def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-        if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
-            self._file.write("\n")  # after a line cut short, start a fresh one
-
     def write(self, result: BatchResult) -> None:
-        if self._file is not None:
-            self._file.write(result.to_json() + "\n")
-            self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.append(result.to_json())
 
 
 class ProgressBar:

@@ -29,12 +29,12 @@ import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InvalidArgumentError
 from ..provider import Provider
 from ..types import Attempt, BatchResult, BatchResultStatus, EmbeddingRequest, EmbeddingResponse, Usage
+from .journal import Journal
 
 CHARS_PER_TOKEN = 3
 DEFAULT_BATCH_SIZE = 96  # the smallest cap of the services that take lists (Cohere), when the registry has none
@@ -144,48 +144,29 @@ def _digest(texts: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-class _Checkpoint:
+class _Checkpoint(Journal):
     """A JSONL file with one line per finished request: its slice, the digest of its texts, its
     vectors and tokens; appended and flushed as each arrives."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._file: Any = None
-
     def load(self, texts: Sequence[str], batches: list[tuple[int, int]]) -> dict[int, tuple[list[list[float]], int]]:
         """Which of ``batches`` an earlier run finished (a line cut short is skipped)."""
-        if not self.path.exists():
-            return {}
         index = {(start, end): i for i, (start, end) in enumerate(batches)}
         found = {}
-        with self.path.open(encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                try:
-                    entry = json.loads(line)
-                    key = (entry["start"], entry["end"])
-                    vectors = entry["vectors"]
-                    if key in index and entry["digest"] == _digest(texts[key[0]:key[1]]) \
-                            and len(vectors) == key[1] - key[0]:
-                        found[index[key]] = (vectors, int(entry.get("tokens") or 0))
-                except (ValueError, KeyError, TypeError):
-                    continue
+        for line in self.lines():
+            try:
+                entry = json.loads(line)
+                key = (entry["start"], entry["end"])
+                vectors = entry["vectors"]
+                if key in index and entry["digest"] == _digest(texts[key[0]:key[1]]) \
+                        and len(vectors) == key[1] - key[0]:
+                    found[index[key]] = (vectors, int(entry.get("tokens") or 0))
+            except (ValueError, KeyError, TypeError):
+                continue
         return found
-
-    def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-        if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
-            self._file.write("\n")  # after a line cut short, start a fresh one
 
     def write(self, i: int, batch: tuple[int, int], texts: Sequence[str], vectors: list[list[float]],
               tokens: int) -> None:
         start, end = batch
         line = {"start": start, "end": end, "digest": _digest(texts[start:end]), "tokens": tokens,
                 "vectors": vectors}
-        self._file.write(json.dumps(line, separators=(",", ":")) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.append(json.dumps(line, separators=(",", ":")))
