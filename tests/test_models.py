@@ -76,6 +76,15 @@ def test_every_row_is_sane():
         assert row.source, row.name
 
 
+def test_the_major_providers_current_rows_are_priced_or_say_why_no_price_exists():
+    # Issue 14's bar: a blank price is allowed only where the provider publishes no per-token rate.
+    major = {"openai", "anthropic", "gemini", "vertex", "bedrock", "azure", "mistral", "xai", "deepseek", "groq",
+             "cohere"}
+    blank = [row for row in CATALOGUE if row.provider in major and not row.retired() and row.input_price is None]
+    assert all("no per-token price" in row.source for row in blank), [row.name for row in blank]
+    assert sum(row.context_window is not None for row in CATALOGUE) >= 0.97 * len(CATALOGUE)
+
+
 def test_the_csv_files_are_the_data_and_unknown_prices_are_empty_cells():
     table = files("failover_client.models").joinpath("data", "openai.csv").read_text(encoding="utf-8")
     records = {r["model"]: r for r in csv.DictReader(table.splitlines())}
