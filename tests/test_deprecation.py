@@ -55,11 +55,11 @@ def test_current_and_unknown_models_say_nothing(provider, caplog):
 
 def test_within_thirty_days_of_the_date_an_info_line(caplog):
     caplog.set_level(logging.INFO, logger="failover_client")
-    deprecation.check("gpt-5", "openai", today=date(2026, 12, 1))  # shuts down 2026-12-11
+    deprecation.check("gpt-5", "openai", today=date(2026, 12, 1))  # shuts down 2026-12-11, for gpt-6.1-sol
     deprecation.check("gpt-5", "openai", today=date(2026, 12, 1))
     deprecation.check("gpt-4o", "openai", today=date(2026, 12, 1))  # 2027-01-14: 44 days away
     assert notices(caplog) == [(logging.INFO, "model openai/gpt-5 is deprecated and shuts down on 2026-12-11 "
-                                "(in 10 days)")]
+                                "(in 10 days); the registry names gpt-6.1-sol as its successor")]
 
 
 def test_each_model_is_noticed_once_under_any_of_its_names(caplog):

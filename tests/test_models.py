@@ -85,6 +85,15 @@ def test_the_major_providers_current_rows_are_priced_or_say_why_no_price_exists(
     assert sum(row.context_window is not None for row in CATALOGUE) >= 0.97 * len(CATALOGUE)
 
 
+def test_every_successor_is_a_live_model_of_the_same_provider():
+    # A deprecation warning that names a successor already shut down sends the user to a second 404.
+    for row in CATALOGUE:
+        if row.successor:
+            successor = find(row.successor, provider=row.provider)
+            assert successor is not None and successor.provider == row.provider, (row.name, row.successor)
+            assert not successor.retired(), (row.name, row.successor)
+
+
 def test_the_csv_files_are_the_data_and_unknown_prices_are_empty_cells():
     table = files("failover_client.models").joinpath("data", "openai.csv").read_text(encoding="utf-8")
     records = {r["model"]: r for r in csv.DictReader(table.splitlines())}
@@ -114,7 +123,8 @@ def test_published_prices_of_a_few_models():
     ("azure/gpt-4o", "azure/gpt-4o"),
     ("groq/openai/gpt-oss-120b", "groq/openai/gpt-oss-120b"),  # a model id with a slash of its own
     ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "bedrock/anthropic.claude-haiku-4-5-20251001-v1:0"),
-    ("deepseek-chat", "deepseek/deepseek-flash"),
+    ("deepseek-v4-flash", "deepseek/deepseek-flash"),
+    ("deepseek-chat", "deepseek/deepseek-chat"),  # the retired name has its own row, so it warns
 ])
 def test_lookup(name, expected):
     assert lookup(name).name == expected
