@@ -42,11 +42,16 @@ OPTIONS = {  # constructor arguments a protocol needs besides a key and a base U
 }
 
 
-def make_provider(server, name, protocol, **options):
-    """A provider of ``protocol`` talking to the fake server's route ``name``."""
+def provider_at(url, protocol, **options):
+    """A provider of ``protocol`` whose base URL is ``url``, with the test credentials it needs."""
     options = {**OPTIONS.get(protocol, {}), **options}
     options.setdefault("api_key", "sk-test-key-0123456789")
-    return PROTOCOLS[protocol](base_url=server.base_url(name, protocol), name=name, **options)
+    return PROTOCOLS[protocol](base_url=url, **options)
+
+
+def make_provider(server, name, protocol, **options):
+    """A provider of ``protocol`` talking to the fake server's route ``name``."""
+    return provider_at(server.base_url(name, protocol), protocol, name=name, **options)
 
 
 def ask(text="Hello", model="gpt-4o", **fields):

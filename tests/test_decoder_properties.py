@@ -11,34 +11,10 @@ import hypothesis.strategies as st
 import pytest
 
 from failover_client import CompletionResponse, FailoverClientError, StreamChunk
-from failover_client.providers import (
-    AnthropicProvider,
-    AzureOpenAIProvider,
-    BedrockProvider,
-    CohereProvider,
-    GeminiProvider,
-    OllamaProvider,
-    OpenAIProvider,
-    OpenAIResponsesProvider,
-    VertexProvider,
-)
 
 from hostile_server import HostileServer, answer
-from support import PROTOCOLS, ask
+from support import PROTOCOLS, ask, provider_at
 
-KEY = "sk-property-key-0123456789"
-PROVIDERS = {
-    "openai": lambda url: OpenAIProvider(api_key=KEY, base_url=url),
-    "responses": lambda url: OpenAIResponsesProvider(api_key=KEY, base_url=url),
-    "anthropic": lambda url: AnthropicProvider(api_key=KEY, base_url=url),
-    "gemini": lambda url: GeminiProvider(api_key=KEY, base_url=url),
-    "vertex": lambda url: VertexProvider(access_token="ya29.property-token-0123456789", project="p",
-                                         location="us-central1", base_url=url),
-    "cohere": lambda url: CohereProvider(api_key=KEY, base_url=url),
-    "ollama": lambda url: OllamaProvider(base_url=url),
-    "azure": lambda url: AzureOpenAIProvider(api_key=KEY, azure_endpoint=url, api_version="2024-10-21"),
-    "bedrock": lambda url: BedrockProvider(api_key=KEY, base_url=url, region="us-east-1"),
-}
 MODEL = {"vertex": "gemini-2.0-flash", "bedrock": "anthropic.claude-3-haiku"}
 SETTINGS = hypothesis.settings(max_examples=40, deadline=None, derandomize=True,
                                suppress_health_check=[hypothesis.HealthCheck.too_slow])
@@ -60,10 +36,6 @@ EVENT_NAMES = ["", "message_start", "content_block_start", "content_block_delta"
                "response.completed", "response.incomplete", "response.failed"]
 AWS_EVENT_TYPES = ["messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop",
                    "metadata", "throttlingException", "internalServerException"]
-
-
-def test_every_protocol_is_fed():
-    assert set(PROVIDERS) == set(PROTOCOLS)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +73,7 @@ def framed(protocol, events):
 def outcome(server, protocol, body, stream):
     """Serve ``body`` and decode it; only our types may come out."""
     server.script = answer(body=body, headers={"Content-Type": "text/event-stream" if stream else "application/json"})
-    provider = PROVIDERS[protocol](server.url)
+    provider = provider_at(server.url, protocol)
     request = ask(model=MODEL.get(protocol, "gpt-4o"))
     try:
         if stream:
@@ -118,7 +90,7 @@ def outcome(server, protocol, body, stream):
         provider.close()
 
 
-@pytest.mark.parametrize("protocol", sorted(PROVIDERS))
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @SETTINGS
 @hypothesis.given(body=st.binary(max_size=300))
@@ -126,14 +98,14 @@ def test_arbitrary_bytes_give_answers_chunks_or_our_errors(server, protocol, str
     outcome(server, protocol, body, stream)
 
 
-@pytest.mark.parametrize("protocol", sorted(PROVIDERS))
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 @SETTINGS
 @hypothesis.given(value=json_values)
 def test_arbitrary_json_answers_give_answers_or_our_errors(server, protocol, value):
     outcome(server, protocol, json.dumps(value, allow_nan=True).encode(), stream=False)
 
 
-@pytest.mark.parametrize("protocol", sorted(PROVIDERS))
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 @SETTINGS
 @hypothesis.given(events=st.lists(st.tuples(st.sampled_from(EVENT_NAMES), json_values), min_size=1, max_size=5))
 def test_arbitrary_json_events_give_chunks_or_our_errors(server, protocol, events):
